@@ -1,0 +1,175 @@
+"""``textclf VERB ...``: parse, call one library function, print.
+
+Results that programs read go to stdout (JSON); logs and progress go to stderr. Exit 0 on success, 2 with
+one line on a user error (no traceback), a traceback only for real bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from textclf.errors import DataError, TextclfError
+
+EPILOG = """examples:
+  textclf train sst2 --output-dir runs/sst2 max_train_samples=2000 num_train_epochs=1
+  textclf train reviews.csv data.text_column=review data.label_column=stars
+  textclf evaluate runs/sst2/model sst2
+  textclf predict runs/sst2/model "a gripping, beautifully acted film"
+  textclf data cola --n 5
+"""
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from textclf.config import load_recipe
+    from textclf.training import train
+
+    overrides = list(args.overrides)
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    recipe = load_recipe(args.task_or_recipe, overrides)
+    output_dir = Path(args.output_dir or Path("runs") / (recipe.task or Path(recipe.data.train_file or "run").stem))
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
+        result = train(recipe, output_dir)
+    _print_json({"output_dir": str(result.output_dir), "model_dir": str(result.model_dir), **result.metrics})
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from textclf.evaluation import evaluate_checkpoint
+
+    _print_json(evaluate_checkpoint(args.model_dir, args.task_or_file, split=args.split, data_dir=args.data_dir,
+                                    max_samples=args.max_samples, batch_size=args.batch_size,
+                                    label_column=args.label_column))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from textclf.data import infer_text_columns, read_table
+    from textclf.config import DataConfig
+    from textclf.inference import Predictor, rows_to_texts, write_jsonl
+
+    if bool(args.texts) == bool(args.input):
+        raise DataError("give either texts to classify or --input FILE (not both, not neither)")
+    predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size)
+    if args.texts:
+        _print_json(predictor.predict(list(args.texts)))
+        return 0
+    frame = read_table(args.input)
+    meta = getattr(predictor.model.config, "textclf", None) or {}
+    trained_columns = meta.get("text_columns") or []
+    if not args.text_column and trained_columns and all(c in frame.columns for c in trained_columns):
+        columns = tuple(trained_columns)
+    else:
+        cfg = DataConfig(text_column=args.text_column, text_pair_column=args.text_pair_column)
+        columns = infer_text_columns(list(frame.columns), cfg, args.input)
+    for column in columns:
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            raise DataError(f"{args.input}: empty text in column {column!r} at data row {int(empty.to_numpy().argmax())} "
+                            "(counting from 0): fill it in or drop the row")
+    results = predictor.predict(rows_to_texts({c: frame[c].tolist() for c in columns}, columns))
+    if args.output:
+        write_jsonl(Path(args.output), results)
+        print(f"wrote {len(results)} predictions to {args.output}", file=sys.stderr)
+    else:
+        for row in results:
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from textclf.config import load_recipe
+    from textclf.data import load_recipe_data, random_examples
+
+    overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
+    data = load_recipe_data(load_recipe(args.task_or_file, overrides))
+    summary = {"task": data.name, "problem_type": data.problem_type, "label_names": data.label_names,
+               "text_columns": list(data.text_columns), "metrics": list(data.metrics),
+               "splits": {k: len(v) for k, v in data.splits.items()}, "sources": data.sources}
+    _print_json({**summary, "examples": random_examples(data, args.n, args.split, args.seed)})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``textclf`` argument parser (one sub-command per verb)."""
+    parser = argparse.ArgumentParser(prog="textclf", description="Fine-tune, evaluate and use text classifiers.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a model on a task, recipe or data file")
+    p.add_argument("task_or_recipe", help="task name (sst2, cola, imdb, ...), recipe .yaml, or data file")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides, e.g. model=DIR max_train_samples=2000 learning_rate=3e-5")
+    p.add_argument("--output-dir", help="run directory (default runs/<task>)")
+    p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a task split or labelled file")
+    p.add_argument("model_dir")
+    p.add_argument("task_or_file")
+    p.add_argument("--split", help="task split (default: the task's validation split)")
+    p.add_argument("--data-dir")
+    p.add_argument("--max-samples", type=int)
+    p.add_argument("--label-column", help="label column of a data file (default label)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict texts or a file with a checkpoint")
+    p.add_argument("model_dir")
+    p.add_argument("texts", nargs="*", help="texts to classify (output: a JSON list, pipeline shape)")
+    p.add_argument("--input", help="CSV / TSV / JSONL / Parquet file to classify")
+    p.add_argument("--output", help="JSON Lines output file (default: stdout)")
+    p.add_argument("--text-column")
+    p.add_argument("--text-pair-column")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="show a few random labelled examples")
+    p.add_argument("task_or_file")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--n", type=int, default=10)
+    p.add_argument("--split", default="train")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``textclf`` console script; returns the exit code."""
+    parser = build_parser()
+    # argparse cannot take a positional list after an option (train sst2 --output-dir D a=1 b=2), so the
+    # key=value items it leaves over are collected here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the Rust tokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning() if args.verbose else hf_logging.set_verbosity_error()
+    try:
+        return args.func(args)
+    except TextclfError as err:
+        print(f"textclf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

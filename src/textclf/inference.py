@@ -1,0 +1,129 @@
+"""Prediction with a fine-tuned checkpoint: length-sorted batches, no autograd, input order restored.
+
+This module never imports training code: a checkpoint directory is all it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from textclf.errors import ModelError
+from textclf.files import atomic_path
+from textclf.metrics import predictions_from_logits, scores_from_logits
+from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+
+Text = str | tuple[str, str]
+
+
+class Predictor:
+    """A model and its tokenizer, ready to predict.
+
+    Args:
+        model: a ``*ForSequenceClassification`` model whose config has id2label and problem_type.
+        tokenizer: its (fast) tokenizer.
+        max_seq_length: truncation length in tokens; default the one stored at training time
+            (``config.textclf["max_seq_length"]``), else the tokenizer's ``model_max_length`` capped at 512.
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, max_seq_length: int | None = None, batch_size: int = 64):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        meta = getattr(model.config, "textclf", None) or {}
+        self.max_seq_length = max_seq_length or meta.get("max_seq_length") or min(tokenizer.model_max_length, 512)
+        self.batch_size = batch_size
+        self.problem_type = model.config.problem_type or (REGRESSION if model.config.num_labels == 1 else SINGLE_LABEL)
+        self.threshold = float(meta.get("threshold", 0.5))
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs: Any) -> Predictor:
+        """Load a checkpoint directory written by ``textclf train`` (or any sequence-classification checkpoint).
+
+        Raises:
+            ModelError: the directory does not exist or is not a checkpoint.
+        """
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a checkpoint directory (no config.json): give the `model` directory "
+                             "that `textclf train` wrote, e.g. runs/sst2/model")
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+        return cls(model, AutoTokenizer.from_pretrained(path), **kwargs)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names in id order."""
+        return [self.id2label[i] for i in range(len(self.id2label))]
+
+    def logits(self, texts: Sequence[Text]) -> np.ndarray:
+        """Raw model outputs for ``texts`` (single strings or (text, text_pair) tuples), in input order.
+
+        Texts are tokenized once, sorted by length and batched so each batch pads to its own longest
+        sequence; this cuts padding without changing any result.
+
+        Returns:
+            (len(texts), num_labels) float32.
+        """
+        if len(texts) == 0:
+            return np.zeros((0, len(self.id2label)), dtype=np.float32)
+        pairs = isinstance(texts[0], (tuple, list))
+        firsts = [t[0] for t in texts] if pairs else list(texts)
+        seconds = [t[1] for t in texts] if pairs else None
+        encoded = self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_seq_length)
+        lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), len(self.id2label)), dtype=np.float32)
+        device = self.model.device
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                features = [{k: encoded[k][i] for k in encoded.keys()} for i in idx]
+                batch = self.tokenizer.pad(features, return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                out[idx] = self.model(**batch).logits.float().cpu().numpy()
+        return out
+
+    def format(self, logits: np.ndarray) -> list[Any]:
+        """Turn logits into the ``transformers.pipeline`` output shape, one entry per text.
+
+        Single-label: ``{"label": name, "score": probability}`` of the top class. Regression:
+        ``{"label": "score", "score": value}``. Multi-label: a list of ``{"label", "score"}`` for every label
+        whose sigmoid probability reaches the checkpoint's threshold (highest first).
+        """
+        scores = scores_from_logits(logits, self.problem_type)
+        if self.problem_type == REGRESSION:
+            return [{"label": self.id2label[0], "score": float(s[0])} for s in scores]
+        if self.problem_type == MULTI_LABEL:
+            hits = predictions_from_logits(logits, MULTI_LABEL, self.threshold)
+            return [sorted(({"label": self.id2label[j], "score": float(s[j])} for j in np.flatnonzero(h)),
+                           key=lambda d: -d["score"]) for s, h in zip(scores, hits)]
+        top = scores.argmax(axis=-1)
+        return [{"label": self.id2label[int(k)], "score": float(s[k])} for s, k in zip(scores, top)]
+
+    def predict(self, texts: Text | Sequence[Text]) -> Any:
+        """Predict one text (returns one result) or a list of texts (returns a list), as :meth:`format` says."""
+        single = isinstance(texts, str) or (isinstance(texts, tuple) and len(texts) == 2
+                                            and all(isinstance(t, str) for t in texts))
+        results = self.format(self.logits([texts] if single else list(texts)))
+        return results[0] if single else results
+
+
+def rows_to_texts(columns: dict[str, list], text_columns: Sequence[str]) -> list[Text]:
+    """Texts (or (text, text_pair) tuples) from column lists."""
+    if len(text_columns) == 1:
+        return [str(t) for t in columns[text_columns[0]]]
+    return [(str(a), str(b)) for a, b in zip(columns[text_columns[0]], columns[text_columns[1]])]
+
+
+def write_jsonl(path: Path, rows: Sequence[Any]) -> None:
+    """Write one JSON value per line, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,115 @@
+"""Task metrics with scikit-learn and scipy (``evaluate.load`` needs the Hub; these do not).
+
+Definitions follow GLUE (Wang et al. 2019): accuracy; F1 of the positive class (id 1) for MRPC/QQP;
+Matthews correlation for CoLA; Pearson and Spearman correlation for STS-B. ``f1_macro`` (unweighted mean
+of per-class F1) is reported for every classification task; multi-label tasks report micro and macro F1
+over the multi-hot labels at a decision threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import expit, softmax
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, mean_squared_error
+
+from textclf.tasks import MULTI_LABEL, REGRESSION
+
+METRICS = ("accuracy", "f1", "f1_macro", "f1_micro", "matthews_correlation", "pearson", "spearmanr", "mse")
+
+
+def scores_from_logits(logits: np.ndarray, problem_type: str) -> np.ndarray:
+    """Turn logits into the scores a user sees.
+
+    Args:
+        logits: (num_examples, num_labels) float.
+        problem_type: softmax for single-label, sigmoid for multi-label, identity for regression.
+
+    Returns:
+        (num_examples, num_labels) float64: class probabilities, per-label probabilities, or the score.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if problem_type == REGRESSION:
+        return logits
+    if problem_type == MULTI_LABEL:
+        return expit(logits)
+    return softmax(logits, axis=-1)
+
+
+def predictions_from_logits(logits: np.ndarray, problem_type: str, threshold: float = 0.5) -> np.ndarray:
+    """(num_examples,) int64 class ids, (num_examples,) float scores, or (num_examples, num_labels) 0/1 ints."""
+    logits = np.asarray(logits)
+    if problem_type == REGRESSION:
+        return logits.reshape(len(logits), -1)[:, 0].astype(np.float64)
+    if problem_type == MULTI_LABEL:
+        return (expit(logits.astype(np.float64)) >= threshold).astype(np.int64)
+    return logits.argmax(axis=-1).astype(np.int64)
+
+
+def compute(names: tuple[str, ...] | list[str], predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Compute the named metrics.
+
+    Args:
+        names: metric names from :data:`METRICS`.
+        predictions: (n,) int class ids, (n,) float scores, or (n, num_labels) 0/1 for multi-label.
+        labels: the gold labels, same shape as ``predictions``.
+
+    Returns:
+        ``{name: value}`` as Python floats; a correlation of a constant prediction is reported as 0.0.
+
+    Raises:
+        ValueError: an unknown metric name.
+    """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    out: dict[str, float] = {}
+    for name in names:
+        if name == "accuracy":
+            value = accuracy_score(labels, predictions)
+        elif name == "f1":
+            value = f1_score(labels, predictions, average="binary", pos_label=1, zero_division=0)
+        elif name in ("f1_macro", "f1_micro"):
+            value = f1_score(labels.astype(int), predictions.astype(int), average=name[3:], zero_division=0)
+        elif name == "matthews_correlation":
+            value = matthews_corrcoef(labels, predictions)
+        elif name in ("pearson", "spearmanr"):
+            if np.std(predictions) == 0 or np.std(labels) == 0:
+                value = 0.0
+            else:
+                value = (pearsonr if name == "pearson" else spearmanr)(predictions, labels)[0]
+        elif name == "mse":
+            value = mean_squared_error(labels, predictions)
+        else:
+            raise ValueError(f"unknown metric {name!r}: known metrics are {', '.join(METRICS)}")
+        out[name] = float(value)
+    return out
+
+
+def trainer_metrics(names: tuple[str, ...], problem_type: str, threshold: float = 0.5) -> Callable:
+    """A ``compute_metrics`` function for ``transformers.Trainer``: EvalPrediction -> {name: value}.
+
+    The Trainer prefixes the keys with ``eval_`` (``eval_accuracy``, ``eval_matthews_correlation``, ...).
+    """
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        predictions = predictions_from_logits(logits, problem_type, threshold)
+        if problem_type == REGRESSION:
+            labels = np.asarray(labels).reshape(-1)
+        return compute(names, predictions, np.asarray(labels))
+
+    return compute_metrics
+
+
+def majority_baseline(names: tuple[str, ...], labels: np.ndarray, problem_type: str) -> dict[str, float]:
+    """Metrics of always predicting the most frequent class (mean score for regression): the floor to beat."""
+    labels = np.asarray(labels)
+    if problem_type == REGRESSION:
+        constant = np.full(labels.shape, labels.mean())
+    elif problem_type == MULTI_LABEL:
+        constant = np.tile((labels.mean(axis=0) >= 0.5).astype(int), (len(labels), 1))
+    else:
+        constant = np.full(labels.shape, np.bincount(labels.astype(int)).argmax())
+    return compute(names, constant, labels)

@@ -1,0 +1,186 @@
+"""Fine-tune a classifier with ``transformers.Trainer`` and write a self-describing result directory.
+
+``DIR/`` after :func:`train`::
+
+    config.yaml         the resolved recipe (written first, so a resumed run knows what it was)
+    checkpoints/        the Trainer's per-epoch checkpoints (for resume_from_checkpoint)
+    model/              the best checkpoint: safetensors weights, tokenizer, id2label/label2id, problem_type
+    metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor
+    predictions.jsonl   one line per validation example: texts, gold, predicted label, score
+    errors.csv          the misclassified examples, most confident first (regression: largest errors)
+    log_history.json    the Trainer's log history (losses and eval metrics per step/epoch)
+
+Every file is written atomically; data and config errors are raised before ``DIR`` is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from textclf.config import Recipe, save_recipe
+from textclf.errors import ConfigError
+from textclf.data import TaskData, load_recipe_data, tokenize
+from textclf.files import atomic_path, atomic_write_text
+from textclf.hardware import resolve_bf16
+from textclf.evaluation import validation_report
+from textclf.inference import Predictor, write_jsonl
+from textclf.metrics import majority_baseline, trainer_metrics
+from textclf.modeling import load_model, load_tokenizer, resolve_model_path
+
+logger = logging.getLogger(__name__)
+LOWER_IS_BETTER = ("mse", "loss")
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        output_dir: the run directory; ``model_dir`` the best checkpoint inside it.
+        metrics: the contents of metrics.json (eval_* keys, train_runtime in seconds, ...).
+    """
+
+    output_dir: Path
+    model_dir: Path
+    metrics: dict[str, Any]
+
+
+def training_arguments(recipe: Recipe, output_dir: Path, metric: str, bf16: bool) -> TrainingArguments:
+    """Map a recipe onto ``TrainingArguments`` (transformers 5 names: ``eval_strategy``,
+    ``train_sampling_strategy``, ``warmup_steps`` as a ratio when < 1)."""
+    evaluating = recipe.eval_strategy != "no"
+    return TrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.num_train_epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        per_device_eval_batch_size=recipe.per_device_eval_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        weight_decay=recipe.weight_decay,
+        warmup_steps=recipe.warmup_ratio,
+        lr_scheduler_type=recipe.lr_scheduler_type,
+        optim=recipe.optim,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy=recipe.train_sampling_strategy,
+        eval_strategy=recipe.eval_strategy,
+        eval_steps=recipe.eval_steps,
+        save_strategy=recipe.eval_strategy if evaluating else "no",
+        save_steps=recipe.eval_steps,
+        save_total_limit=recipe.save_total_limit,
+        load_best_model_at_end=evaluating,
+        metric_for_best_model=metric if evaluating else None,
+        greater_is_better=metric not in LOWER_IS_BETTER,
+        logging_steps=recipe.logging_steps,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        report_to=recipe.report_to,
+        dataloader_num_workers=recipe.dataloader_num_workers,
+    )
+
+
+def _resume_path(recipe: Recipe, output_dir: Path) -> str | None:
+    if recipe.resume_from_checkpoint in (None, "", "false"):
+        return None
+    if recipe.resume_from_checkpoint in ("last", "true"):
+        found = get_last_checkpoint(str(output_dir / "checkpoints")) if (output_dir / "checkpoints").is_dir() else None
+        if found is None:
+            raise ConfigError(f"resume_from_checkpoint=last: no checkpoint in {output_dir / 'checkpoints'}: "
+                             "run without it first, or give a checkpoint directory")
+        return found
+    if not Path(recipe.resume_from_checkpoint).is_dir():
+        raise ConfigError(f"resume_from_checkpoint={recipe.resume_from_checkpoint}: no such checkpoint directory")
+    return recipe.resume_from_checkpoint
+
+
+def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
+    """Fine-tune ``recipe.model`` on ``recipe``'s data and write the run directory (see module docstring).
+
+    Args:
+        recipe: a validated recipe (:func:`textclf.config.load_recipe`).
+        output_dir: the run directory; created if needed. An existing run there is overwritten file by file
+            (each atomically), or resumed with ``resume_from_checkpoint=last``.
+
+    Returns:
+        A :class:`TrainResult`; ``metrics["eval_<metric>"]`` holds the best checkpoint's validation scores.
+
+    Raises:
+        DataError, ConfigError, ModelError (all ``TextclfError``): bad data, recipe or model, raised before
+            anything is written to ``output_dir``.
+    """
+    output_dir = Path(output_dir)
+    if recipe.torch_num_threads:
+        torch.set_num_threads(recipe.torch_num_threads)
+    bf16 = resolve_bf16(recipe.bf16)
+    data = load_recipe_data(recipe)
+    metric = recipe.metric_for_best_model or data.metric_for_best_model
+    if metric not in data.metrics and metric not in LOWER_IS_BETTER:
+        raise ConfigError(f"metric_for_best_model={metric!r} is not computed for this task: use one of "
+                         f"{', '.join(data.metrics)}")
+    resume = _resume_path(recipe, output_dir)
+    tokenizer = load_tokenizer(recipe.model)
+    model = load_model(recipe.model, data.label_names, data.problem_type, recipe.freeze_base,
+                       extra_config={"textclf": {"task": data.name, "text_columns": list(data.text_columns),
+                                                 "max_seq_length": recipe.max_seq_length,
+                                                 "base_model": resolve_model_path(recipe.model)
+                                                 if recipe.model != "bundled" else "sentence-transformers/"
+                                                 "all-MiniLM-L6-v2 (bundled)"}})
+    encoded = {role: tokenize(data.splits[role], tokenizer, data.text_columns, recipe.max_seq_length)
+               for role in ("train", "validation")}
+
+    save_recipe(recipe, output_dir / "config.yaml")
+    args = training_arguments(recipe, output_dir, metric, bf16)
+    callbacks = []
+    if recipe.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks)
+    logger.info("training %s on %d examples (validation %d), bf16=%s", data.name, len(encoded["train"]),
+                len(encoded["validation"]), bf16)
+    started = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - started
+
+    predictor = Predictor(trainer.model, tokenizer, max_seq_length=recipe.max_seq_length,
+                          batch_size=recipe.per_device_eval_batch_size)
+    eval_metrics, rows, errors = validation_report(predictor, data)
+    labels = np.asarray(data.splits["validation"]["label"])
+    metrics: dict[str, Any] = {
+        "task": data.name,
+        **eval_metrics,
+        "metric_for_best_model": f"eval_{metric}",
+        "majority_baseline": {f"eval_{k}": v for k, v in
+                              majority_baseline(data.metrics, labels, data.problem_type).items()},
+        "train_examples": len(encoded["train"]),
+        "eval_examples": len(encoded["validation"]),
+        "epoch": trainer.state.epoch,
+        "global_step": trainer.state.global_step,
+        "train_loss": train_output.training_loss,
+        "train_runtime": round(wall, 2),
+        "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", 0.0), 3),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "bf16": bf16,
+        "data_sources": data.sources,
+    }
+    model_dir = output_dir / "model"
+    with atomic_path(model_dir) as tmp:
+        trainer.save_model(str(tmp))
+    atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_jsonl(output_dir / "predictions.jsonl", rows)
+    with atomic_path(output_dir / "errors.csv") as tmp:
+        errors.to_csv(tmp, index=False)
+    atomic_write_text(output_dir / "log_history.json", json.dumps(trainer.state.log_history, indent=1) + "\n")
+    return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
