@@ -154,8 +154,13 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     train_output = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - started
 
-    predictor = Predictor(trainer.model, tokenizer, max_seq_length=recipe.max_seq_length,
-                          batch_size=recipe.per_device_eval_batch_size)
+    model_dir = output_dir / "model"
+    with atomic_path(model_dir) as tmp:  # weights, config and tokenizer only: no pickled training_args.bin
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
+    # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
+    predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
     eval_metrics, rows, errors = validation_report(predictor, data)
     labels = np.asarray(data.splits["validation"]["label"])
     metrics: dict[str, Any] = {
@@ -175,9 +180,6 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
         "bf16": bf16,
         "data_sources": data.sources,
     }
-    model_dir = output_dir / "model"
-    with atomic_path(model_dir) as tmp:
-        trainer.save_model(str(tmp))
     atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_jsonl(output_dir / "predictions.jsonl", rows)
     with atomic_path(output_dir / "errors.csv") as tmp:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: set up, fine-tune the bundled all-MiniLM-L6-v2 on real SST-2, evaluate it
+# on the validation split, and predict two sentences. Data: the local mirror ($TEXTCLF_DATA_DIR, else
+# ../shared/data when it exists), else the Hugging Face Hub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ -z "${TEXTCLF_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
+  TEXTCLF_DATA_DIR="$(cd ../shared/data && pwd)"
+  export TEXTCLF_DATA_DIR
+fi
+out=${DEMO_OUTPUT_DIR:-runs/sst2-demo}
+.venv/bin/textclf train sst2 --output-dir "$out" num_train_epochs=1 max_train_samples=${DEMO_TRAIN_SAMPLES:-20000}
+.venv/bin/textclf evaluate "$out/model" sst2
+.venv/bin/textclf predict "$out/model" "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat"
