@@ -93,7 +93,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     from textclf.data import load_recipe_data, random_examples
 
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
-    data = load_recipe_data(load_recipe(args.task_or_file, overrides))
+    data = load_recipe_data(load_recipe(args.task_or_file, overrides), with_test=args.split == "test")
+    if args.split not in data.splits:
+        raise DataError(f"{data.name} has no {args.split!r} split here: use one of {', '.join(data.splits)}")
     summary = {"task": data.name, "problem_type": data.problem_type, "label_names": data.label_names,
                "text_columns": list(data.text_columns), "metrics": list(data.metrics),
                "splits": {k: len(v) for k, v in data.splits.items()}, "sources": data.sources}

@@ -113,7 +113,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         _check_utf8(path)
         if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8")
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8",
+                               skip_blank_lines=False)
         return pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
     except DataError:
         raise
@@ -199,7 +200,9 @@ def _with_label_column(ds: datasets.Dataset, column: str, problem_type: str, num
             for row, ids in enumerate(batch["label"]):
                 hot[row, list(ids)] = 1.0
             return {"label": hot.tolist()}
-        return ds.map(to_multi_hot, batched=True, desc="multi-hot labels")
+        features = ds.features.copy()
+        features["label"] = datasets.Sequence(datasets.Value("float32"), length=num_labels)
+        return ds.map(to_multi_hot, batched=True, features=features, desc="multi-hot labels")
     target = datasets.Value("float32" if problem_type == REGRESSION else "int64")
     if ds.features["label"] != target:
         ds = ds.cast_column("label", target)
@@ -281,7 +284,16 @@ def label_list(frames: dict[str, pd.DataFrame], problem_type: str) -> list[str]:
     if problem_type == MULTI_LABEL:
         values = pd.Series([v for row in values for v in row])
     unique = sorted(set(values.tolist()), key=lambda v: (isinstance(v, str), v))
-    return [str(v) for v in unique]
+    names = [_label_key(v) for v in unique]
+    # -1 marks unlabelled rows (GLUE test splits): it is never a class; encode_labels reports the row.
+    return list(dict.fromkeys(n for n in names if n != "-1"))
+
+
+def _label_key(value: Any) -> str:
+    """A label's name: whole-number floats (1.0, from a numeric column with gaps) read as integers ("1")."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def encode_labels(frame: pd.DataFrame, label_names: list[str], problem_type: str, source: str) -> pd.DataFrame:
@@ -295,7 +307,7 @@ def encode_labels(frame: pd.DataFrame, label_names: list[str], problem_type: str
     label2id = {name: i for i, name in enumerate(label_names)}
 
     def lookup(value: Any, row: int) -> int:
-        key = str(int(value)) if isinstance(value, (float, np.floating)) and float(value).is_integer() else str(value)
+        key = _label_key(value)
         if key not in label2id:
             if key == "-1":
                 raise DataError(f"{_row_name(source, row)}: label -1 (unlabelled) in a labelled split: "

@@ -24,11 +24,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     target = tmp / path.name
     try:
         yield target
+        if not target.exists():
+            raise FileNotFoundError(f"atomic_path: nothing was written for {path}")
         old = None
         if path.is_dir() and not path.is_symlink():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-        os.replace(target, path)
+        try:
+            os.replace(target, path)
+        except OSError:
+            if old is not None:
+                os.replace(old, path)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

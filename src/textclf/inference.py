@@ -54,8 +54,13 @@ class Predictor:
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a checkpoint directory (no config.json): give the `model` directory "
                              "that `textclf train` wrote, e.g. runs/sst2/model")
-        model = AutoModelForSequenceClassification.from_pretrained(path)
-        return cls(model, AutoTokenizer.from_pretrained(path), **kwargs)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{path} is not a complete checkpoint (config.json, weights, tokenizer): "
+                             f"{str(err).splitlines()[0]}") from None
+        return cls(model, tokenizer, **kwargs)
 
     @property
     def label_names(self) -> list[str]:

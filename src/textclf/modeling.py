@@ -29,7 +29,7 @@ def _load(loader: Any, model: str, **kwargs: Any) -> Any:
     path = resolve_model_path(model)
     try:
         return loader.from_pretrained(path, **kwargs)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # missing files: OSError; a directory without config.json: ValueError
         local = Path(path).exists()
         hint = ("it is a local path but not a complete checkpoint (config.json, weights, tokenizer)" if local else
                 "it is not a local directory and the Hugging Face Hub could not serve it")
@@ -55,7 +55,7 @@ def label_maps(label_names: list[str], problem_type: str) -> tuple[dict[int, str
 
 
 def load_model(model: str, label_names: list[str], problem_type: str, freeze_base: bool = False,
-               extra_config: dict[str, Any] | None = None) -> PreTrainedModel:
+               freeze_embeddings: bool = False, extra_config: dict[str, Any] | None = None) -> PreTrainedModel:
     """``AutoModelForSequenceClassification`` with num_labels, id2label, label2id and problem_type in its config.
 
     Args:
@@ -65,6 +65,8 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
             loss in ``transformers`` (cross-entropy, BCE-with-logits, MSE).
         freeze_base: train only the classification head: every parameter of the encoder
             (``model.base_model``) gets ``requires_grad=False``.
+        freeze_embeddings: keep the word-embedding table (``get_input_embeddings()``) fixed; position and
+            token-type embeddings still train.
         extra_config: attributes stored in the config (saved in config.json), e.g. ``textclf`` metadata.
 
     Raises:
@@ -75,6 +77,8 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
                    label2id=label2id, problem_type=problem_type)
     for key, value in (extra_config or {}).items():
         setattr(loaded.config, key, value)
+    if freeze_embeddings:
+        loaded.get_input_embeddings().weight.requires_grad = False
     if freeze_base:
         for param in loaded.base_model.parameters():
             param.requires_grad = False

