@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from textclf.config import BUNDLED_MODEL
 from textclf.errors import ModelError
@@ -54,8 +54,39 @@ def label_maps(label_names: list[str], problem_type: str) -> tuple[dict[int, str
     return id2label, {name: i for i, name in id2label.items()}
 
 
+DROPOUT_NAMES = {  # recipe setting -> the config attribute names that hold it (BERT/RoBERTa, DistilBERT)
+    "attention_dropout": ("attention_probs_dropout_prob", "attention_dropout"),
+    "hidden_dropout": ("hidden_dropout_prob", "dropout"),
+}
+SDPA_MIN_LENGTH = 448  # tokens; below it eager attention trains faster on the CPU (benchmarks/, AMX bf16)
+
+
+def use_length_aware_attention(model: PreTrainedModel, min_sdpa_length: int = SDPA_MIN_LENGTH) -> Any:
+    """Switch the attention kernel per batch: eager below ``min_sdpa_length`` tokens, SDPA from there on.
+
+    On this CPU, PyTorch's fused SDPA kernel (no attention dropout) wins on long sequences, while for short
+    ones its backward pass costs more than eager attention's plain matmuls (at 32 tokens eager is 1.6x faster,
+    at 512 tokens SDPA is 1.2x faster; benchmarks/train_throughput.py notes). Uses the public
+    ``PreTrainedModel.set_attn_implementation``; a no-op for models that cannot switch.
+
+    Returns:
+        The hook handle; ``handle.remove()`` undoes it (the model keeps the last kernel chosen).
+    """
+    def pick(module: PreTrainedModel, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is None:
+            return
+        wanted = "sdpa" if ids.shape[-1] >= min_sdpa_length else "eager"
+        if module.config._attn_implementation != wanted:
+            module.set_attn_implementation(wanted)
+
+    return model.register_forward_pre_hook(pick, with_kwargs=True)
+
+
 def load_model(model: str, label_names: list[str], problem_type: str, freeze_base: bool = False,
-               freeze_embeddings: bool = False, extra_config: dict[str, Any] | None = None) -> PreTrainedModel:
+               freeze_embeddings: bool = False, attention_dropout: float | None = None,
+               hidden_dropout: float | None = None, attn_implementation: str | None = None,
+               extra_config: dict[str, Any] | None = None) -> PreTrainedModel:
     """``AutoModelForSequenceClassification`` with num_labels, id2label, label2id and problem_type in its config.
 
     Args:
@@ -67,14 +98,30 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
             (``model.base_model``) gets ``requires_grad=False``.
         freeze_embeddings: keep the word-embedding table (``get_input_embeddings()``) fixed; position and
             token-type embeddings still train.
+        attention_dropout: dropout on attention probabilities (BERT's ``attention_probs_dropout_prob``,
+            DistilBERT's ``attention_dropout``); None keeps the model's own.
+        hidden_dropout: dropout after the embeddings and each sublayer (``hidden_dropout_prob``, DistilBERT's
+            ``dropout``); None keeps the model's own.
+        attn_implementation: "eager" or "sdpa" (transformers' attention kernels); None: the library default.
         extra_config: attributes stored in the config (saved in config.json), e.g. ``textclf`` metadata.
 
     Raises:
         ModelError: the model cannot be found locally or on the Hub.
     """
     id2label, label2id = label_maps(label_names, problem_type)
+    kwargs: dict[str, Any] = {}
+    for setting, value in (("attention_dropout", attention_dropout), ("hidden_dropout", hidden_dropout)):
+        if value is None:
+            continue
+        names = [n for n in DROPOUT_NAMES[setting] if hasattr(_load(AutoConfig, model), n)]
+        if not names:
+            raise ModelError(f"{setting}: {model!r} has none of the settings {', '.join(DROPOUT_NAMES[setting])}: "
+                             f"use {setting}=null")
+        kwargs[names[0]] = value
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
     loaded = _load(AutoModelForSequenceClassification, model, num_labels=len(id2label), id2label=id2label,
-                   label2id=label2id, problem_type=problem_type)
+                   label2id=label2id, problem_type=problem_type, **kwargs)
     for key, value in (extra_config or {}).items():
         setattr(loaded.config, key, value)
     if freeze_embeddings:

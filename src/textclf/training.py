@@ -36,7 +36,7 @@ from textclf.hardware import resolve_bf16
 from textclf.evaluation import validation_report
 from textclf.inference import Predictor, write_jsonl
 from textclf.metrics import majority_baseline, trainer_metrics
-from textclf.modeling import load_model, load_tokenizer, resolve_model_path
+from textclf.modeling import load_model, load_tokenizer, resolve_model_path, use_length_aware_attention
 
 logger = logging.getLogger(__name__)
 LOWER_IS_BETTER = ("mse", "loss")
@@ -134,7 +134,9 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     tokenizer = load_tokenizer(recipe.model)
     set_seed(recipe.seed)  # the classification head's initialisation follows the recipe's seed
     model = load_model(recipe.model, data.label_names, data.problem_type, recipe.freeze_base,
-                       freeze_embeddings=recipe.freeze_embeddings,
+                       freeze_embeddings=recipe.freeze_embeddings, attention_dropout=recipe.attention_dropout,
+                       hidden_dropout=recipe.hidden_dropout,
+                       attn_implementation=None if recipe.attn_implementation == "auto" else recipe.attn_implementation,
                        extra_config={"textclf": {"task": data.name, "text_columns": list(data.text_columns),
                                                  "max_seq_length": recipe.max_seq_length,
                                                  "base_model": resolve_model_path(recipe.model)
@@ -153,9 +155,15 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
                       compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks)
     logger.info("training %s on %d examples (validation %d), bf16=%s", data.name, len(encoded["train"]),
                 len(encoded["validation"]), bf16)
+    hook = None
+    if recipe.attn_implementation == "auto" and not torch.cuda.is_available():
+        hook = use_length_aware_attention(model)
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - started
+    if hook is not None:
+        hook.remove()
+        trainer.model.set_attn_implementation("sdpa")
 
     model_dir = output_dir / "model"
     with atomic_path(model_dir) as tmp:  # weights, config and tokenizer only: no pickled training_args.bin
