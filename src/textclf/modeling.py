@@ -25,6 +25,11 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def base_model_id(model: str) -> str:
+    """The name a model card should cite: the Hub id of the bundled model, else ``model`` as given."""
+    return "sentence-transformers/all-MiniLM-L6-v2" if model == BUNDLED_MODEL else model
+
+
 def _load(loader: Any, model: str, **kwargs: Any) -> Any:
     path = resolve_model_path(model)
     try:

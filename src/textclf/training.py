@@ -36,7 +36,7 @@ from textclf.hardware import resolve_bf16
 from textclf.evaluation import validation_report
 from textclf.inference import Predictor, write_jsonl
 from textclf.metrics import majority_baseline, trainer_metrics
-from textclf.modeling import load_model, load_tokenizer, resolve_model_path, use_length_aware_attention
+from textclf.modeling import base_model_id, load_model, load_tokenizer, use_length_aware_attention
 
 logger = logging.getLogger(__name__)
 LOWER_IS_BETTER = ("mse", "loss")
@@ -129,7 +129,7 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     metric = recipe.metric_for_best_model or data.metric_for_best_model
     if metric not in data.metrics and metric != "loss":
         raise ConfigError(f"metric_for_best_model={metric!r} is not computed for this task: use one of "
-                         f"{', '.join(data.metrics)}")
+                          f"{', '.join(data.metrics)}")
     resume = _resume_path(recipe, output_dir)
     tokenizer = load_tokenizer(recipe.model)
     set_seed(recipe.seed)  # the classification head's initialisation follows the recipe's seed
@@ -139,9 +139,7 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
                        attn_implementation=None if recipe.attn_implementation == "auto" else recipe.attn_implementation,
                        extra_config={"textclf": {"task": data.name, "text_columns": list(data.text_columns),
                                                  "max_seq_length": recipe.max_seq_length,
-                                                 "base_model": resolve_model_path(recipe.model)
-                                                 if recipe.model != "bundled" else "sentence-transformers/"
-                                                 "all-MiniLM-L6-v2 (bundled)"}})
+                                                 "base_model": base_model_id(recipe.model)}})
     encoded = {role: tokenize(data.splits[role], tokenizer, data.text_columns, recipe.max_seq_length)
                for role in ("train", "validation")}
 
