@@ -127,13 +127,23 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory, bundled_tokenizer) 
     return path
 
 
+def mirror_path() -> Path:
+    """The real dataset mirror: $TEXTCLF_DATA_DIR, else ../shared/data beside the repository.
+
+    Tests that need it skip when it is absent, except under CI (``CI`` set), where a missing mirror fails:
+    CI must prove the real-data tests ran.
+    """
+    path = Path(os.environ.get("TEXTCLF_DATA_DIR") or REPO_ROOT / ".." / "shared" / "data").resolve()
+    if not (path / "glue-sst2" / "train.parquet").is_file():
+        message = f"no dataset mirror at {path} (set TEXTCLF_DATA_DIR)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def data_dir() -> Path:
-    """The real dataset mirror: $TEXTCLF_DATA_DIR, else ../shared/data beside the repository; skip if absent."""
-    path = Path(os.environ.get("TEXTCLF_DATA_DIR") or REPO_ROOT / ".." / "shared" / "data").resolve()
-    if not path.is_dir():
-        pytest.skip(f"no dataset mirror at {path} (set TEXTCLF_DATA_DIR)")
-    return path
+    """The real dataset mirror (see :func:`mirror_path`)."""
+    return mirror_path()
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ reach: well above the majority class on the same validation examples.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import mirror_path
 from textclf.cli import main
 from textclf.config import load_recipe
 from textclf.training import train
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mirror() -> str:
-    path = Path(os.environ.get("TEXTCLF_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    if not (path / "glue-sst2" / "train.parquet").is_file():
-        pytest.skip(f"no dataset mirror at {path}: set TEXTCLF_DATA_DIR")
-    return str(path)
+    return str(mirror_path())
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +54,8 @@ def test_sst2_evaluate_verb_reproduces_metrics(sst2_run, mirror: str, capsys: py
 
 
 def test_stsb_slice_regression_correlates(mirror: str, tmp_path: Path) -> None:
-    recipe = load_recipe("stsb", [f"data.data_dir={mirror}", "max_train_samples=1500", "num_train_epochs=2",
+    recipe = load_recipe("stsb", [f"data.data_dir={mirror}", "max_train_samples=3000", "num_train_epochs=3",
                                   "learning_rate=1e-4", "max_eval_samples=500"])
     metrics = train(recipe, tmp_path).metrics
     assert metrics["majority_baseline"]["eval_pearson"] == 0.0
-    assert metrics["eval_pearson"] >= 0.6
+    assert metrics["eval_pearson"] >= 0.65
