@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 from textclf.config import DataConfig, load_recipe
-from textclf.data import (DATA_DIR_ENV, load_eval_data, load_files, load_recipe_data, load_task, load_task_split,
-                          random_examples, read_table, tokenize)
+from textclf.data import (
+    DATA_DIR_ENV,
+    load_eval_data,
+    load_files,
+    load_recipe_data,
+    load_task,
+    load_task_split,
+    random_examples,
+    read_table,
+    tokenize,
+)
 from textclf.errors import DataError
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, get_task
 

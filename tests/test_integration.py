@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import mirror_path
+
 from textclf.cli import main
 from textclf.config import load_recipe
 from textclf.training import train

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from textclf.metrics import (compute, majority_baseline, predictions_from_logits, scores_from_logits,
-                             trainer_metrics)
+from textclf.metrics import compute, majority_baseline, predictions_from_logits, scores_from_logits, trainer_metrics
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 # gold 0 0 1 1 1 1, predicted 0 0 1 1 1 0: TP=3 TN=2 FP=0 FN=1 (positive class 1)

@@ -55,8 +55,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from textclf.data import infer_text_columns, read_table
     from textclf.config import DataConfig
+    from textclf.data import choose_text_columns, read_table
     from textclf.inference import Predictor, rows_to_texts, write_jsonl
 
     if bool(args.texts) == bool(args.input):
@@ -67,12 +67,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     frame = read_table(args.input)
     meta = getattr(predictor.model.config, "textclf", None) or {}
-    trained_columns = meta.get("text_columns") or []
-    if not args.text_column and trained_columns and all(c in frame.columns for c in trained_columns):
-        columns = tuple(trained_columns)
-    else:
-        cfg = DataConfig(text_column=args.text_column, text_pair_column=args.text_pair_column)
-        columns = infer_text_columns(list(frame.columns), cfg, args.input)
+    cfg = DataConfig(text_column=args.text_column, text_pair_column=args.text_pair_column)
+    columns = choose_text_columns(list(frame.columns), meta.get("text_columns"), cfg, args.input)
     for column in columns:
         empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
         if empty.any():

@@ -25,6 +25,7 @@ import yaml
 
 from textclf.errors import ConfigError
 
+
 class _Yaml12BoolLoader(yaml.SafeLoader):
     """SafeLoader whose booleans are YAML 1.2's (true/false only): ``eval_strategy: no`` stays the string "no"."""
 

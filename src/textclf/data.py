@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from textclf.errors import DataError
 from textclf.config import DATA_FILE_SUFFIXES, DataConfig, Recipe
+from textclf.errors import DataError
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TaskSpec, get_task
 
 DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
@@ -268,6 +268,15 @@ def infer_text_columns(columns: list[str], cfg: DataConfig, source: str) -> tupl
     return chosen
 
 
+def choose_text_columns(columns: list[str], trained: tuple[str, ...] | list[str] | None, cfg: DataConfig,
+                        source: str) -> tuple[str, ...]:
+    """The text columns to read from a file for a checkpoint: ``cfg``'s when set, else the columns the checkpoint
+    was trained on when the file has them all, else :func:`infer_text_columns`."""
+    if not cfg.text_column and trained and all(c in columns for c in trained):
+        return tuple(trained)
+    return infer_text_columns(columns, cfg, source)
+
+
 def infer_problem_type(values: pd.Series) -> str:
     """multi-label if the labels are lists, regression if they are non-integer numbers, else single-label."""
     present = values.dropna()
@@ -429,11 +438,7 @@ def load_eval_data(source: str, label_names: list[str], problem_type: str, split
     """
     if Path(source).suffix.lower() in DATA_FILE_SUFFIXES:
         frame = read_table(source)
-        cfg = DataConfig(label_column=label_column)
-        if text_columns and all(c in frame.columns for c in text_columns):
-            columns = tuple(text_columns)
-        else:
-            columns = infer_text_columns(list(frame.columns), cfg, source)
+        columns = choose_text_columns(list(frame.columns), text_columns, DataConfig(), source)
         column = label_column or "label"
         if column not in frame.columns:
             raise DataError(f"{source}: no label column {column!r}; columns are {list(frame.columns)}: "

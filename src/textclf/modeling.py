@@ -115,10 +115,11 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
     """
     id2label, label2id = label_maps(label_names, problem_type)
     kwargs: dict[str, Any] = {}
-    for setting, value in (("attention_dropout", attention_dropout), ("hidden_dropout", hidden_dropout)):
-        if value is None:
-            continue
-        names = [n for n in DROPOUT_NAMES[setting] if hasattr(_load(AutoConfig, model), n)]
+    dropouts = {k: v for k, v in (("attention_dropout", attention_dropout), ("hidden_dropout", hidden_dropout))
+                if v is not None}
+    config = _load(AutoConfig, model) if dropouts else None
+    for setting, value in dropouts.items():
+        names = [n for n in DROPOUT_NAMES[setting] if hasattr(config, n)]
         if not names:
             raise ModelError(f"{setting}: {model!r} has none of the settings {', '.join(DROPOUT_NAMES[setting])}: "
                              f"use {setting}=null")

@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.config import Recipe, save_recipe
+from textclf.data import load_recipe_data, tokenize
 from textclf.errors import ConfigError
-from textclf.data import TaskData, load_recipe_data, tokenize
+from textclf.evaluation import validation_report
 from textclf.files import atomic_path, atomic_write_text
 from textclf.hardware import resolve_bf16
-from textclf.evaluation import validation_report
 from textclf.inference import Predictor, write_jsonl
 from textclf.metrics import majority_baseline, trainer_metrics
 from textclf.modeling import base_model_id, load_model, load_tokenizer, use_length_aware_attention
