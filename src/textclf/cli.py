@@ -55,8 +55,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import datasets
+
     from textclf.config import DataConfig
-    from textclf.data import choose_text_columns, read_table
+    from textclf.data import check_texts, choose_text_columns, read_table
     from textclf.inference import Predictor, rows_to_texts, write_jsonl
 
     if bool(args.texts) == bool(args.input):
@@ -69,11 +71,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     meta = getattr(predictor.model.config, "textclf", None) or {}
     cfg = DataConfig(text_column=args.text_column, text_pair_column=args.text_pair_column)
     columns = choose_text_columns(list(frame.columns), meta.get("text_columns"), cfg, args.input)
-    for column in columns:
-        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
-        if empty.any():
-            raise DataError(f"{args.input}: empty text in column {column!r} at data row {int(empty.to_numpy().argmax())} "
-                            "(counting from 0): fill it in or drop the row")
+    check_texts(datasets.Dataset.from_pandas(frame[list(columns)], preserve_index=False),
+                columns, args.input)
     results = predictor.predict(rows_to_texts({c: frame[c].tolist() for c in columns}, columns))
     if args.output:
         write_jsonl(Path(args.output), results)

@@ -209,6 +209,33 @@ def _with_label_column(ds: datasets.Dataset, column: str, problem_type: str, num
     return ds
 
 
+def load_checked_split(spec: TaskSpec, split: str, data_dir: str | None = None,
+                       allow_unlabelled: bool = False) -> datasets.Dataset:
+    """One split of a registry task with its text columns and a normalised ``label`` column, validated.
+
+    Raises:
+        DataError: the split is unavailable, or has empty texts or bad labels.
+    """
+    ds = load_task_split(spec, split, data_dir)
+    source = f"{spec.name}/{split}"
+    check_texts(ds, spec.text_columns, source)
+    keep = [*spec.text_columns, spec.label_column]
+    ds = ds.remove_columns([c for c in ds.column_names if c not in keep])
+    ds = _with_label_column(ds, spec.label_column, spec.problem_type, spec.num_labels)
+    check_labels(ds, spec.problem_type, spec.num_labels, source, allow_unlabelled=allow_unlabelled)
+    return ds
+
+
+def _hold_out_validation(splits: dict[str, datasets.Dataset], sources: dict[str, str], fraction: float,
+                         seed: int) -> None:
+    """Carve a seeded ``fraction`` of train into the validation split, in place, when there is none."""
+    if "validation" in splits:
+        return
+    held = splits["train"].train_test_split(test_size=fraction, seed=seed)
+    splits["train"], splits["validation"] = held["train"], held["test"]
+    sources["validation"] = f"{fraction:g} of {sources['train']} (seed {seed})"
+
+
 def load_task(spec: TaskSpec, data_dir: str | None = None, with_test: bool = False,
               seed: int = 42, validation_fraction: float = 0.1) -> TaskData:
     """Load and validate a registry task's train and validation splits (and test, if asked).
@@ -226,18 +253,9 @@ def load_task(spec: TaskSpec, data_dir: str | None = None, with_test: bool = Fal
     if with_test and spec.test_split:
         wanted.append(("test", spec.test_split))
     for role, split in wanted:
-        ds = load_task_split(spec, split, data_dir)
-        source = f"{spec.name}/{split}"
-        check_texts(ds, spec.text_columns, source)
-        keep = [*spec.text_columns, spec.label_column]
-        ds = ds.remove_columns([c for c in ds.column_names if c not in keep])
-        ds = _with_label_column(ds, spec.label_column, spec.problem_type, spec.num_labels)
-        check_labels(ds, spec.problem_type, spec.num_labels, source, allow_unlabelled=role == "test")
-        splits[role], sources[role] = ds, source
-    if "validation" not in splits:
-        held = splits["train"].train_test_split(test_size=validation_fraction, seed=seed)
-        splits["train"], splits["validation"] = held["train"], held["test"]
-        sources["validation"] = f"{validation_fraction:g} of {sources['train']} (seed {seed})"
+        splits[role] = load_checked_split(spec, split, data_dir, allow_unlabelled=role == "test")
+        sources[role] = f"{spec.name}/{split}"
+    _hold_out_validation(splits, sources, validation_fraction, seed)
     return TaskData(name=spec.name, splits=splits, text_columns=spec.text_columns,
                     label_names=list(spec.label_names), problem_type=spec.problem_type, metrics=spec.metrics,
                     metric_for_best_model=spec.metric_for_best_model, sources=sources)
@@ -371,7 +389,8 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     Raises:
         DataError: a missing file or column, non-UTF-8 text, empty texts, or unknown/missing labels.
     """
-    assert cfg.train_file is not None  # guaranteed by Recipe.validate
+    if cfg.train_file is None:
+        raise DataError("no training file: set data.train_file=PATH")
     paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     frames = {role: read_table(path) for role, path in paths.items() if path}
     train_source = str(paths["train"])
@@ -397,10 +416,7 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     for role, frame in frames.items():
         splits[role] = _file_split(frame, str(paths[role]), text_columns, label_names, problem_type)
         sources[role] = str(paths[role])
-    if "validation" not in splits:
-        held = splits["train"].train_test_split(test_size=cfg.validation_fraction, seed=seed)
-        splits["train"], splits["validation"] = held["train"], held["test"]
-        sources["validation"] = f"{cfg.validation_fraction:g} of {train_source} (seed {seed})"
+    _hold_out_validation(splits, sources, cfg.validation_fraction, seed)
     metrics, best = default_metrics(problem_type, num_labels)
     return TaskData(name=Path(train_source).stem, splits=splits, text_columns=text_columns,
                     label_names=label_names, problem_type=problem_type, metrics=metrics,
@@ -411,8 +427,9 @@ def load_recipe_data(recipe: Recipe, with_test: bool = False) -> TaskData:
     """Load the data a recipe names (a registry task or the user's files) and apply the sample caps."""
     if recipe.data.train_file:
         data = load_files(recipe.data, seed=recipe.seed)
+    elif recipe.task is None:
+        raise DataError("nothing to train on: give a task (sst2, cola, ...) or data.train_file=PATH")
     else:
-        assert recipe.task is not None  # guaranteed by Recipe.validate
         data = load_task(get_task(recipe.task), recipe.data.data_dir, with_test=with_test, seed=recipe.seed,
                          validation_fraction=recipe.data.validation_fraction)
     caps = {"train": recipe.max_train_samples, "validation": recipe.max_eval_samples}
@@ -456,15 +473,11 @@ def load_eval_data(source: str, label_names: list[str], problem_type: str, split
     split = split or spec.validation_split
     if split is None:
         raise DataError(f"{spec.name} has no validation split: give --split {spec.test_split or 'train'}")
-    ds = load_task_split(spec, split, data_dir)
-    where = f"{spec.name}/{split}"
-    check_texts(ds, spec.text_columns, where)
-    ds = ds.remove_columns([c for c in ds.column_names if c not in (*spec.text_columns, spec.label_column)])
-    ds = _with_label_column(ds, spec.label_column, spec.problem_type, spec.num_labels)
-    check_labels(ds, spec.problem_type, spec.num_labels, where)
+    ds = load_checked_split(spec, split, data_dir)
     return TaskData(name=spec.name, splits={"validation": ds}, text_columns=spec.text_columns,
                     label_names=list(spec.label_names), problem_type=spec.problem_type, metrics=spec.metrics,
-                    metric_for_best_model=spec.metric_for_best_model, sources={"validation": where})
+                    metric_for_best_model=spec.metric_for_best_model,
+                    sources={"validation": f"{spec.name}/{split}"})
 
 
 def tokenize(ds: datasets.Dataset, tokenizer: Any, text_columns: tuple[str, ...], max_seq_length: int,
