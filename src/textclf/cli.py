@@ -23,6 +23,8 @@ EPILOG = """examples:
   textclf evaluate runs/sst2/model sst2
   textclf predict runs/sst2/model "a gripping, beautifully acted film"
   textclf data cola --n 5
+  textclf benchmark sst2 cola --output-dir runs/benchmark
+  textclf predict runs/rte/model --glue rte --output submission/
 """
 
 
@@ -61,6 +63,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from textclf.data import check_texts, choose_text_columns, read_table
     from textclf.inference import Predictor, rows_to_texts, write_jsonl
 
+    if args.glue:
+        from textclf.submission import write_glue_submission
+
+        if args.texts or not args.output:
+            raise DataError("--glue TASK writes leaderboard files: give --output DIR (and --input FILE, or nothing "
+                            "for the task's test split), no texts")
+        written = write_glue_submission(args.model_dir, args.glue, args.output, input_file=args.input,
+                                        data_dir=args.data_dir, batch_size=args.batch_size)
+        _print_json({"written": [str(p) for p in written]})
+        return 0
     if bool(args.texts) == bool(args.input):
         raise DataError("give either texts to classify or --input FILE (not both, not neither)")
     predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size)
@@ -80,6 +92,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         for row in results:
             print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from textclf.benchmark import DEFAULT_TASKS, run_benchmark
+
+    checkpoints = {}
+    for item in args.checkpoint or []:
+        task, sep, path = item.partition("=")
+        if not sep:
+            raise DataError(f"--checkpoint {item!r} is not TASK=DIR (e.g. --checkpoint mnli=runs/mnli/model)")
+        checkpoints[task] = path
+    tasks = [t for t in args.tasks if "=" not in t]  # key=value items given among the task names are overrides
+    overrides = [*args.overrides, *(t for t in args.tasks if "=" in t)]
+    results = run_benchmark(tasks or DEFAULT_TASKS, args.output_dir, budget=args.budget, overrides=overrides,
+                            data_dir=args.data_dir, checkpoints=checkpoints)
+    print(f"wrote {Path(args.output_dir) / 'results.json'} and results.md", file=sys.stderr)
+    _print_json(results["glue"])
     return 0
 
 
@@ -131,7 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column")
     p.add_argument("--text-pair-column")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--glue", metavar="TASK",
+                   help="write GLUE leaderboard file(s) <Task>.tsv into --output DIR from --input or the test split")
+    p.add_argument("--data-dir", help="local dataset mirror, for --glue without --input")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("benchmark", help="train and score a list of tasks; write results.json and results.md")
+    p.add_argument("tasks", nargs="*", help="tasks (default: all reference tasks), then key=value recipe overrides "
+                   "applied to every task")
+    p.add_argument("--output-dir", default="runs/benchmark")
+    p.add_argument("--budget", default="full", help="full (the shipped recipes) or tiny (CI slices)")
+    p.add_argument("--checkpoint", action="append", metavar="TASK=DIR",
+                   help="evaluate this checkpoint instead of training (tasks with no train split)")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_benchmark, overrides=[])
 
     p = sub.add_parser("data", help="show a few random labelled examples")
     p.add_argument("task_or_file")

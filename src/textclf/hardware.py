@@ -54,3 +54,19 @@ def resolve_bf16(setting: str) -> bool:
         raise ConfigError("bf16=true but this machine has no native bf16 (needs AVX512-BF16/AMX or a bf16 GPU): "
                          "use bf16=auto or bf16=false")
     return setting == "true"
+
+
+def describe_machine() -> str:
+    """One line naming the device a run used: the GPU, or the CPU model with its core count and bf16 support."""
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = torch.get_num_threads()
+    return f"CPU {model or 'unknown'}, {cores} threads, native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"

@@ -1,0 +1,103 @@
+"""GLUE leaderboard files: predict an unlabelled test split and write ``<Task>.tsv`` as gluebenchmark.com takes it.
+
+Format (the GLUE baseline's ``write_preds`` and ``transformers``' ``run_glue.py``): a header line
+``index<TAB>prediction``, then one line per test example in the test file's order, ``index`` being the
+example's ``idx``. Predictions are 0/1 for CoLA, SST-2, MRPC, QQP and WNLI (GLUE's own label ids), the label
+name for MNLI, QNLI and RTE (``entailment`` ...), and the score as a float for STS-B. MNLI's matched and
+mismatched test sets go to separate files (``MNLI-m.tsv``, ``MNLI-mm.tsv``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from textclf.errors import DataError
+from textclf.files import atomic_path
+from textclf.inference import Predictor, rows_to_texts
+from textclf.tasks import REGRESSION, get_task
+
+GLUE_FILE_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
+                   "mnli": "MNLI-m", "mnli-mm": "MNLI-mm", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+NAMED_LABEL_TASKS = ("mnli", "mnli-mm", "qnli", "rte")  # GLUE's files spell these labels out
+
+
+def _test_frame(task: str, input_file: str | None, data_dir: str | None) -> tuple[pd.DataFrame, str]:
+    """The unlabelled test rows (texts and idx) from a file or the task's test split."""
+    from textclf.data import load_task_split, read_table
+
+    if input_file is not None:
+        return read_table(input_file), input_file
+    spec = get_task(task)
+    ds = load_task_split(spec, spec.test_split, data_dir)
+    return ds.to_pandas(), f"{spec.name}/{spec.test_split}"
+
+
+def glue_predictions(predictor: Predictor, task: str, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Predict a GLUE test frame and return the ``index`` / ``prediction`` table GLUE takes.
+
+    Args:
+        predictor: a checkpoint trained on ``task`` (its label names must be the task's).
+        frame: the test rows with the task's text columns and, ideally, ``idx`` (else row order is the index).
+        source: the file or split name, for error messages.
+
+    Raises:
+        DataError: missing text columns, empty texts, or a checkpoint whose labels are not the task's.
+    """
+    import datasets
+
+    from textclf.data import check_texts
+
+    spec = get_task(task)
+    missing = [c for c in spec.text_columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: no column(s) {missing} for {spec.name}; columns are {list(frame.columns)}")
+    check_texts(datasets.Dataset.from_pandas(frame[list(spec.text_columns)], preserve_index=False),
+                spec.text_columns, source)
+    if (spec.problem_type == REGRESSION) != (predictor.problem_type == REGRESSION) or (
+            spec.problem_type != REGRESSION and sorted(predictor.label_names) != sorted(spec.label_names)):
+        raise DataError(f"the checkpoint's labels {predictor.label_names} are not {spec.name}'s "
+                        f"{list(spec.label_names) or 'score'}: give a checkpoint trained on {spec.name}")
+    results = predictor.predict(rows_to_texts({c: frame[c].tolist() for c in spec.text_columns}, spec.text_columns))
+    if spec.problem_type == REGRESSION:
+        predictions = [round(r["score"], 6) for r in results]
+    elif spec.name in NAMED_LABEL_TASKS:
+        predictions = [r["label"] for r in results]
+    else:
+        predictions = [spec.label_names.index(r["label"]) for r in results]
+    index = frame["idx"].tolist() if "idx" in frame.columns else list(range(len(frame)))
+    return pd.DataFrame({"index": index, "prediction": predictions})
+
+
+def write_glue_submission(model_dir: str | Path, task: str, output_dir: str | Path, input_file: str | None = None,
+                          data_dir: str | None = None, batch_size: int = 64) -> list[Path]:
+    """Write the GLUE leaderboard file(s) for ``task`` into ``output_dir`` (atomically).
+
+    Args:
+        model_dir: a checkpoint fine-tuned on the task.
+        task: a GLUE task; ``mnli`` without ``input_file`` writes both MNLI-m.tsv and MNLI-mm.tsv.
+        input_file: an unlabelled test file (CSV / TSV / JSONL / Parquet); default the task's test split
+            from the mirror or the Hub.
+
+    Returns:
+        The files written.
+
+    Raises:
+        DataError: not a GLUE task, missing data or columns, or a checkpoint for another task.
+    """
+    name = get_task(task).name
+    if name not in GLUE_FILE_NAMES:
+        raise DataError(f"{task} is not a GLUE task: GLUE files exist for {', '.join(GLUE_FILE_NAMES)}")
+    predictor = Predictor.from_pretrained(model_dir, batch_size=batch_size)
+    targets = ["mnli", "mnli-mm"] if name == "mnli" and input_file is None else [name]
+    frames = [(target, *_test_frame(target, input_file, data_dir)) for target in targets]  # fail before writing
+    written = []
+    for target, frame, source in frames:
+        table = glue_predictions(predictor, target, frame, source)
+        path = Path(output_dir) / f"{GLUE_FILE_NAMES[target]}.tsv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL)
+        written.append(path)
+    return written
