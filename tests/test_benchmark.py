@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import fast_overrides, sentiment_rows
+
 from textclf.benchmark import GLUE_TASKS, HEADLINE, Row, glue_scores, render_markdown, run_benchmark
 from textclf.cli import main
 from textclf.errors import ConfigError

@@ -25,20 +25,18 @@ def test_file_is_replaced_on_success(tmp_path):
 def test_file_keeps_its_old_content_when_the_block_raises(tmp_path):
     target = tmp_path / "metrics.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half-writ")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        tmp.write_text("half-writ")
+        raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert leftovers(tmp_path, "metrics.json") == []
 
 
 def test_new_file_is_absent_when_the_block_raises(tmp_path):
     target = tmp_path / "sub" / "errors.csv"
-    with pytest.raises(KeyError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise KeyError("x")
+    with pytest.raises(KeyError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise KeyError("x")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
 
@@ -61,11 +59,10 @@ def test_directory_keeps_its_old_content_when_the_block_raises(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "config.json").write_text("{old}")
-    with pytest.raises(OSError):
-        with atomic_path(target) as tmp:
-            tmp.mkdir()
-            (tmp / "config.json").write_text("{new}")
-            raise OSError("disk full")
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "config.json").write_text("{new}")
+        raise OSError("disk full")
     assert sorted(p.name for p in target.iterdir()) == ["config.json"]
     assert (target / "config.json").read_text() == "{old}"
     assert leftovers(tmp_path, "model") == []
@@ -75,9 +72,8 @@ def test_directory_survives_a_block_that_writes_nothing(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "config.json").write_text("{old}")
-    with pytest.raises(OSError):
-        with atomic_path(target):
-            pass
+    with pytest.raises(OSError), atomic_path(target):
+        pass
     assert (target / "config.json").read_text() == "{old}"
 
 

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from transformers import pipeline
 
 from textclf.errors import ModelError
@@ -124,7 +125,7 @@ def test_regression_output(tiny_model_dir):
 def test_multi_label_output_lists_labels_over_the_threshold(tiny_model_dir):
     model = load_model(str(tiny_model_dir), ["anger", "joy", "love"], MULTI_LABEL)
     predictor = Predictor(model, load_tokenizer(str(tiny_model_dir)))
-    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))
     formatted = predictor.format(np.array([[0.5, -1.0, 2.0], [-3.0, -1.0, -0.1]]))
     assert formatted[0] == [{"label": "love", "score": pytest.approx(sigmoid(2.0))},
                             {"label": "anger", "score": pytest.approx(sigmoid(0.5))}]
@@ -173,3 +174,31 @@ def test_write_jsonl(tmp_path):
     lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == rows
     assert "caf\u00e9" in lines[1]
+
+
+# --- bf16 ------------------------------------------------------------------------------------------------------
+
+def test_bf16_predictor_matches_fp32_within_bf16_precision(classifier_dir, monkeypatch):
+    import textclf.inference
+
+    monkeypatch.setattr(textclf.inference, "bf16_available", lambda: True)  # bf16 matmuls also run (emulated) without
+    texts = [f"text number {i} " + "word " * (i % 13) for i in range(40)]
+    fp32 = Predictor.from_pretrained(classifier_dir).logits(texts)
+    predictor = Predictor.from_pretrained(classifier_dir, precision="bf16")
+    assert next(predictor.model.parameters()).dtype == torch.bfloat16
+    bf16 = predictor.logits(texts)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)  # bf16 keeps 8 significant bits
+    assert not np.array_equal(bf16, fp32)  # it really ran in bf16
+    assert (bf16.argmax(1) == fp32.argmax(1)).mean() >= 0.9
+
+
+def test_bf16_is_refused_without_native_support_and_unknown_precision(classifier_dir, monkeypatch):
+    import textclf.inference
+    from textclf.errors import ConfigError
+
+    monkeypatch.setattr(textclf.inference, "bf16_available", lambda: False)
+    with pytest.raises(ConfigError, match="precision=bf16 needs native bf16"):
+        Predictor.from_pretrained(classifier_dir, precision="bf16")
+    with pytest.raises(ConfigError, match="precision='fp16' is not allowed"):
+        Predictor.from_pretrained(classifier_dir, precision="fp16")

@@ -7,8 +7,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from scipy.special import logit
 
-from textclf.metrics import compute, majority_baseline, predictions_from_logits, scores_from_logits, trainer_metrics
+from textclf.metrics import (
+    THRESHOLD_GRID,
+    compute,
+    majority_baseline,
+    per_label_report,
+    predictions_from_logits,
+    scores_from_logits,
+    trainer_metrics,
+    tune_threshold,
+)
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 # gold 0 0 1 1 1 1, predicted 0 0 1 1 1 0: TP=3 TN=2 FP=0 FN=1 (positive class 1)
@@ -140,3 +150,78 @@ def test_trainer_metrics_regression_flattens_labels():
     values = compute_metrics(SimpleNamespace(predictions=np.array([[1.0], [3.0], [2.0], [4.0]]),
                                              label_ids=np.array([[1.0], [2.0], [3.0], [4.0]])))
     assert values == {"pearson": pytest.approx(0.8), "mse": pytest.approx(0.5)}
+
+
+# --- multi-label threshold and the per-label report ------------------------------------------------------------
+
+def test_threshold_grid_is_005_to_095():
+    assert THRESHOLD_GRID[0] == 0.05 and THRESHOLD_GRID[-1] == 0.95 and len(THRESHOLD_GRID) == 19
+    assert 0.15 in THRESHOLD_GRID and 0.35 in THRESHOLD_GRID  # rounded: not 0.15000000000000002
+
+
+def test_tune_threshold_finds_the_best_micro_f1():
+    # Gold positives have probabilities 0.62, 0.41, 0.36; negatives 0.33, 0.20, 0.10 (spread over two labels).
+    # t = 0.35 keeps exactly the positives (F1 1); 0.40 loses 0.36 (F1 0.8); 0.30 adds 0.33 (F1 6/7);
+    # the untuned 0.5 keeps only 0.62 (F1 0.5).
+    probabilities = np.array([[0.62, 0.33], [0.20, 0.41], [0.36, 0.10]])
+    gold = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    logits = logit(probabilities)
+    assert tune_threshold(logits, gold) == 0.35
+    for threshold, f1 in ((0.35, 1.0), (0.4, 0.8), (0.3, 6 / 7), (0.5, 0.5)):
+        predicted = predictions_from_logits(logits, MULTI_LABEL, threshold)
+        assert compute(["f1_micro"], predicted, gold)["f1_micro"] == pytest.approx(f1)
+
+
+def test_tune_threshold_agrees_with_sklearn_on_random_data():
+    rng = np.random.default_rng(0)
+    gold = (rng.random((200, 5)) < 0.2).astype(np.float32)
+    logits = rng.normal(size=(200, 5)) + 2.0 * gold - 2.5  # rare labels with low scores: best t < 0.5
+    scores = {t: compute(["f1_micro"], predictions_from_logits(logits, MULTI_LABEL, t), gold)["f1_micro"]
+              for t in THRESHOLD_GRID}
+    chosen = tune_threshold(logits, gold)
+    assert scores[chosen] == max(scores.values())
+    assert chosen < 0.5 and scores[chosen] > scores[0.5] + 0.1
+
+
+def test_tune_threshold_ties_go_to_the_threshold_nearest_one_half():
+    # positives at 0.9, negatives at 0.1: every threshold in (0.1, 0.9] is perfect, 0.5 among them
+    logits = logit(np.array([[0.9, 0.1], [0.1, 0.9]]))
+    assert tune_threshold(logits, np.eye(2)) == 0.5
+    # negatives at 0.6: thresholds 0.65 .. 0.9 are perfect; 0.65 is nearest to 0.5
+    logits = logit(np.array([[0.95, 0.6], [0.6, 0.95]]))
+    assert tune_threshold(logits, np.eye(2)) == 0.65
+
+
+def test_tune_threshold_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        tune_threshold(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_per_label_report_single_label():
+    report = per_label_report(PRED, GOLD, ["neg", "pos"])
+    assert list(report.columns) == ["label", "precision", "recall", "f1", "support"]
+    assert report["label"].tolist() == ["neg", "pos"]
+    # neg: P 2/3, R 1, F1 0.8, 2 gold; pos: P 1, R 3/4, F1 6/7, 4 gold
+    np.testing.assert_allclose(report["precision"], [2 / 3, 1.0])
+    np.testing.assert_allclose(report["recall"], [1.0, 0.75])
+    np.testing.assert_allclose(report["f1"], [0.8, 6 / 7])
+    assert report["support"].tolist() == [2, 4]
+    assert report["f1"].mean() == pytest.approx(compute(["f1_macro"], PRED, GOLD)["f1_macro"])
+
+
+def test_per_label_report_lists_classes_absent_from_the_data():
+    report = per_label_report(np.array([0, 0]), np.array([0, 1]), ["a", "b", "c"])
+    assert report["label"].tolist() == ["a", "b", "c"]
+    assert report["support"].tolist() == [1, 1, 0]
+    assert report.loc[2, ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_per_label_report_multi_label():
+    gold = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=np.float32)
+    pred = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0]])
+    report = per_label_report(pred, gold, ["x", "y", "z"])
+    assert report["support"].tolist() == [2, 1, 1]  # rows carrying each label
+    # x: TP 2, FP 1 -> P 2/3, R 1; y: P 1, R 1; z: never predicted -> 0
+    np.testing.assert_allclose(report["precision"], [2 / 3, 1.0, 0.0])
+    np.testing.assert_allclose(report["recall"], [1.0, 1.0, 0.0])
+    assert report["f1"].mean() == pytest.approx(compute(["f1_macro"], pred, gold)["f1_macro"])

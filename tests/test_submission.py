@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import _tiny_bert_config, write_table
+
 from textclf.cli import main
 from textclf.errors import DataError
 from textclf.inference import Predictor

@@ -75,6 +75,7 @@ class Row:
         split: the split scored; status: "ok", or why there is no score (e.g. no train split).
         metrics: ``{metric: value}`` in [0, 1] (correlations in [-1, 1]); majority: the majority-class floor.
         wall_s: seconds for the task's training and evaluation; train_examples, epochs: the budget used.
+        precision: the precision the split was scored in ("fp32", or "bf16" for long test sets).
     """
 
     task: str
@@ -86,6 +87,7 @@ class Row:
     train_examples: int | None = None
     epochs: float | None = None
     run_dir: str | None = None
+    precision: str = "fp32"
 
     @property
     def headline(self) -> str:
@@ -111,8 +113,11 @@ def _has_train_split(task: str, data_dir: str | None) -> str | None:
 
 
 def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Sequence[str] = (),
-             data_dir: str | None = None, checkpoint: str | None = None) -> list[Row]:
+             data_dir: str | None = None, checkpoint: str | None = None, test_precision: str = "fp32") -> list[Row]:
     """Train (or, with ``checkpoint``, only evaluate) one task and score every labelled split it has.
+
+    The validation split is scored in fp32 by :func:`textclf.training.train`; the extra splits (:data:`EXTRA_SPLITS`)
+    in ``test_precision``.
 
     Returns:
         One :class:`Row` per split scored; a single row with a non-"ok" status when the task cannot run
@@ -164,12 +169,13 @@ def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Seque
         target = "mnli-mm" if split == "validation_mismatched" else task
         try:
             found = evaluate_checkpoint(model_dir, target, split=None if target == "mnli-mm" else split,
-                                        data_dir=data_dir, max_samples=TINY_TEST_SAMPLES if tiny else None)
+                                        data_dir=data_dir, max_samples=TINY_TEST_SAMPLES if tiny else None,
+                                        precision=test_precision)
         except DataError as err:
             rows.append(Row(task=target, split=split, status=f"not scored: {err}"))
             continue
         rows.append(Row(task=target, split=split, metrics=_strip(found), majority=_strip(found["majority_baseline"]),
-                        run_dir=model_dir))
+                        run_dir=model_dir, precision=test_precision))
     wall = round(time.perf_counter() - started, 1)
     for row in rows:
         row.wall_s = wall
@@ -229,7 +235,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                          f"{_ref('distilbert', row)} | {_ref('minilm_l6_h384', row)} | {row.status} | | | |")
             continue
         others = ", ".join(f"{m} {_fmt(row.metrics[m])}" for m in HEADLINE.get(row.task, ())[1:] if m in row.metrics)
-        lines.append(f"| {row.task} | {row.split} | {row.headline} | {_fmt(row.metrics.get(row.headline))} | "
+        split = row.split if row.precision == "fp32" else f"{row.split} ({row.precision})"
+        lines.append(f"| {row.task} | {split} | {row.headline} | {_fmt(row.metrics.get(row.headline))} | "
                      f"{_fmt(row.majority.get(row.headline))} | {_ref('distilbert', row)} | "
                      f"{_ref('minilm_l6_h384', row)} | {others} | {_fmt(row.wall_s, points=False)} | "
                      f"{_fmt(row.train_examples, points=False)} | "
@@ -256,7 +263,7 @@ def _ref(source: str, row: Row) -> str:
 
 def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path = "runs/benchmark",
                   budget: str = "full", overrides: Sequence[str] = (), data_dir: str | None = None,
-                  checkpoints: dict[str, str] | None = None) -> dict[str, Any]:
+                  checkpoints: dict[str, str] | None = None, test_precision: str = "fp32") -> dict[str, Any]:
     """Run every task and write ``results.json`` and ``results.md`` into ``output_dir`` (atomically, after each
     task, so an interrupted run keeps the tasks it finished).
 
@@ -266,6 +273,7 @@ def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path =
         budget: "full" (the shipped recipes) or "tiny" (CI slices: see :data:`BUDGETS`).
         overrides: ``key=value`` recipe overrides applied to every task (e.g. ``model=DIR``).
         checkpoints: ``{task: checkpoint_dir}`` to evaluate instead of training (tasks without a train split).
+        test_precision: "fp32" or "bf16" for the extra (test) splits: see :func:`run_task`.
 
     Returns:
         The results dict written to results.json: ``rows`` (see :class:`Row`), ``glue`` (:func:`glue_scores`),
@@ -289,7 +297,8 @@ def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path =
     for name in names:
         logger.info("benchmark: %s (budget %s)", name, budget)
         try:
-            rows = run_task(name, output_dir, budget, overrides, data_dir, (checkpoints or {}).get(name))
+            rows = run_task(name, output_dir, budget, overrides, data_dir, (checkpoints or {}).get(name),
+                            test_precision=test_precision)
         except TextclfError as err:
             rows = [Row(task=name, split="validation", status=f"failed: {err}")]
         results["rows"] += [vars(r) for r in rows]

@@ -52,7 +52,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _print_json(evaluate_checkpoint(args.model_dir, args.task_or_file, split=args.split, data_dir=args.data_dir,
                                     max_samples=args.max_samples, batch_size=args.batch_size,
-                                    label_column=args.label_column))
+                                    label_column=args.label_column, precision=args.precision))
     return 0
 
 
@@ -70,12 +70,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise DataError("--glue TASK writes leaderboard files: give --output DIR (and --input FILE, or nothing "
                             "for the task's test split), no texts")
         written = write_glue_submission(args.model_dir, args.glue, args.output, input_file=args.input,
-                                        data_dir=args.data_dir, batch_size=args.batch_size)
+                                        data_dir=args.data_dir, batch_size=args.batch_size,
+                                        precision=args.precision)
         _print_json({"written": [str(p) for p in written]})
         return 0
     if bool(args.texts) == bool(args.input):
         raise DataError("give either texts to classify or --input FILE (not both, not neither)")
-    predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size)
+    predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size, precision=args.precision)
     if args.texts:
         _print_json(predictor.predict(list(args.texts)))
         return 0
@@ -107,7 +108,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     tasks = [t for t in args.tasks if "=" not in t]  # key=value items given among the task names are overrides
     overrides = [*args.overrides, *(t for t in args.tasks if "=" in t)]
     results = run_benchmark(tasks or DEFAULT_TASKS, args.output_dir, budget=args.budget, overrides=overrides,
-                            data_dir=args.data_dir, checkpoints=checkpoints)
+                            data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision)
     print(f"wrote {Path(args.output_dir) / 'results.json'} and results.md", file=sys.stderr)
     _print_json(results["glue"])
     return 0
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int)
     p.add_argument("--label-column", help="label column of a data file (default label)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict texts or a file with a checkpoint")
@@ -164,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glue", metavar="TASK",
                    help="write GLUE leaderboard file(s) <Task>.tsv into --output DIR from --input or the test split")
     p.add_argument("--data-dir", help="local dataset mirror, for --glue without --input")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("benchmark", help="train and score a list of tasks; write results.json and results.md")
@@ -174,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", metavar="TASK=DIR",
                    help="evaluate this checkpoint instead of training (tasks with no train split)")
     p.add_argument("--data-dir")
+    p.add_argument("--test-precision", choices=("fp32", "bf16"), default="fp32",
+                   help="precision for scoring the extra splits (IMDb's 25,000 test reviews: bf16 is ~4x faster)")
     p.set_defaults(func=cmd_benchmark, overrides=[])
 
     p = sub.add_parser("data", help="show a few random labelled examples")

@@ -13,6 +13,7 @@ An unknown key fails at once with a :class:`ConfigError` naming the key (the tor
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from textclf.errors import ConfigError
+from textclf.longdoc import DEFAULT_HEAD_TOKENS, DEFAULT_STRIDE, check_truncation
 
 
 class _Yaml12BoolLoader(yaml.SafeLoader):
@@ -40,7 +42,7 @@ _Yaml12BoolLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
 
 def yaml_load(text: str) -> Any:
     """Parse YAML with YAML 1.2 booleans (only true/false), so values such as ``no`` or ``yes`` stay strings."""
-    return yaml.load(text, Loader=_Yaml12BoolLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Yaml12BoolLoader)
 
 
 DATA_FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -105,6 +107,12 @@ class Recipe:
     model: str = BUNDLED_MODEL  # a Hub id, a local checkpoint directory, or "bundled" (all-MiniLM-L6-v2)
     preset: str = "fast"  # "fast" (textclf defaults) or "reference" (the HF guide's Trainer settings)
     max_seq_length: int = 128  # tokens; longer inputs are truncated (SST-2's longest is 66)
+    # How a longer text is cut (textclf.longdoc): "head" keeps its first tokens; "head_tail" its first head_tokens
+    # and last tokens (Sun et al. 2019, best on IMDb); "chunks" reads every window and averages the windows'
+    # logits per document at evaluation. head_tail and chunks are for single texts, not sentence pairs.
+    truncation: str = "head"
+    head_tokens: int = DEFAULT_HEAD_TOKENS  # head_tail: first tokens kept (Sun et al. 2019: 128 + 382 at 512)
+    stride: int = DEFAULT_STRIDE  # chunks: tokens shared by consecutive windows (BERT's SQuAD doc_stride)
     freeze_base: bool = False  # train only the classification head
     # Keep the word-embedding table fixed: half of MiniLM's parameters, so the optimizer step and the dense
     # embedding gradient shrink by half, at no measurable accuracy cost (Lee et al. 2019, "What Would Elsa
@@ -139,6 +147,14 @@ class Recipe:
     logging_steps: int = 50
     save_total_limit: int = 2
     metric_for_best_model: str | None = None  # default: the task's own metric
+    # Multi-label decision threshold on each label's sigmoid probability, stored in the checkpoint: "auto" tunes
+    # one global threshold after training (the value of metrics.THRESHOLD_GRID with the best validation micro F1),
+    # or a number in (0, 1) to fix it. Only for multi-label tasks.
+    threshold: float | str = "auto"
+    # Loss weights against class imbalance: "none"; "balanced" (n_samples / (n_classes * count_c) from the train
+    # labels, sklearn's compute_class_weight formula; multi-label: BCE pos_weight = negatives / positives,
+    # clipped to [0.01, 100]); or a list of floats, one per label in label-id order (textclf.losses).
+    class_weights: str | list[float] = "none"
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     resume_from_checkpoint: str | None = None  # a checkpoint directory, or "last" for the newest in output_dir
     dataloader_num_workers: int = 0
@@ -166,6 +182,7 @@ class Recipe:
                     "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive integer")
+        check_truncation(self.truncation, self.max_seq_length, self.head_tokens, self.stride)
         for key in ("max_train_samples", "max_eval_samples", "eval_steps", "early_stopping_patience"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive integer or null")
@@ -190,6 +207,16 @@ class Recipe:
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not known to transformers: use one of "
                                   f"{', '.join(allowed)}")
+        if not (self.threshold == "auto" if isinstance(self.threshold, str) else 0 < self.threshold < 1):
+            raise ConfigError(f"threshold={self.threshold!r} is not allowed: use auto (tune on the validation split) "
+                              "or a number in (0, 1)")
+        if isinstance(self.class_weights, str):
+            weights_ok = self.class_weights in ("none", "balanced")
+        else:
+            weights_ok = bool(self.class_weights) and all(math.isfinite(w) and w > 0 for w in self.class_weights)
+        if not weights_ok:
+            raise ConfigError(f"class_weights={self.class_weights!r} is not allowed: use none, balanced, or a "
+                              "list of positive floats, one per label in label-id order (e.g. [1.0, 3.5, 1.0])")
         if self.task is None and self.data.train_file is None:
             raise ConfigError("nothing to train on: give a task (sst2, cola, ...) or data.train_file=PATH")
 
@@ -207,11 +234,20 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in options:
-                return None
+        if type(None) in options and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
         inner = [a for a in options if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        for option in inner[:-1]:  # several types (threshold: float | str): the first that takes the value
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                pass
+        return _coerce(value, inner[-1], key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} is not a list")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     try:
         if annotation is bool:
             if isinstance(value, bool):

@@ -72,7 +72,7 @@ def glue_predictions(predictor: Predictor, task: str, frame: pd.DataFrame, sourc
 
 
 def write_glue_submission(model_dir: str | Path, task: str, output_dir: str | Path, input_file: str | None = None,
-                          data_dir: str | None = None, batch_size: int = 64) -> list[Path]:
+                          data_dir: str | None = None, batch_size: int = 64, precision: str = "fp32") -> list[Path]:
     """Write the GLUE leaderboard file(s) for ``task`` into ``output_dir`` (atomically).
 
     Args:
@@ -80,6 +80,7 @@ def write_glue_submission(model_dir: str | Path, task: str, output_dir: str | Pa
         task: a GLUE task; ``mnli`` without ``input_file`` writes both MNLI-m.tsv and MNLI-mm.tsv.
         input_file: an unlabelled test file (CSV / TSV / JSONL / Parquet); default the task's test split
             from the mirror or the Hub.
+        precision: "fp32" or "bf16" (see :class:`~textclf.inference.Predictor`).
 
     Returns:
         The files written.
@@ -90,7 +91,7 @@ def write_glue_submission(model_dir: str | Path, task: str, output_dir: str | Pa
     name = get_task(task).name
     if name not in GLUE_FILE_NAMES:
         raise DataError(f"{task} is not a GLUE task: GLUE files exist for {', '.join(GLUE_FILE_NAMES)}")
-    predictor = Predictor.from_pretrained(model_dir, batch_size=batch_size)
+    predictor = Predictor.from_pretrained(model_dir, batch_size=batch_size, precision=precision)
     targets = ["mnli", "mnli-mm"] if name == "mnli" and input_file is None else [name]
     frames = [(target, *_test_frame(target, input_file, data_dir)) for target in targets]  # fail before writing
     written = []

@@ -5,9 +5,12 @@
     config.yaml         the resolved recipe (written first, so a resumed run knows what it was)
     checkpoints/        the Trainer's per-epoch checkpoints (for resume_from_checkpoint)
     model/              the best checkpoint: safetensors weights, tokenizer, id2label/label2id, problem_type
-    metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor
+                        (multi-label: the decision threshold, textclf.threshold, tuned on validation)
+    metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor,
+                        the threshold and class weights used
     predictions.jsonl   one line per validation example: texts, gold, predicted label, score
     errors.csv          the misclassified examples, most confident first (regression: largest errors)
+    per_label.csv       precision, recall, F1 and support of every class / label on validation (not regression)
     log_history.json    the Trainer's log history (losses and eval metrics per step/epoch)
 
 Every file is written atomically; data and config errors are raised before ``DIR`` is touched.
@@ -30,12 +33,20 @@ from transformers.trainer_utils import get_last_checkpoint
 from textclf.config import Recipe, save_recipe
 from textclf.data import load_recipe_data, tokenize
 from textclf.errors import ConfigError
-from textclf.evaluation import validation_report
+from textclf.evaluation import validation_logits, validation_report
 from textclf.files import atomic_path, atomic_write_text
 from textclf.hardware import resolve_bf16
 from textclf.inference import Predictor, write_jsonl
-from textclf.metrics import majority_baseline, trainer_metrics
+from textclf.losses import WeightedLoss, resolve_class_weights
+from textclf.metrics import (
+    majority_baseline,
+    per_label_report,
+    predictions_from_logits,
+    trainer_metrics,
+    tune_threshold,
+)
 from textclf.modeling import base_model_id, load_model, load_tokenizer, use_length_aware_attention
+from textclf.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
 LOWER_IS_BETTER = ("mse", "loss")
@@ -105,6 +116,18 @@ def _resume_path(recipe: Recipe, output_dir: Path) -> str | None:
     return recipe.resume_from_checkpoint
 
 
+def _store_threshold(predictor: Predictor, model_dir: Path, threshold: float) -> None:
+    """Write the multi-label decision threshold into the checkpoint's config.json (``textclf.threshold``, which
+    :class:`Predictor` reads), atomically, and make ``predictor`` use it."""
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["textclf"] = {**config.get("textclf", {}), "threshold": float(threshold)}
+    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")  # PretrainedConfig's layout
+    predictor.model.config.textclf = {**(getattr(predictor.model.config, "textclf", None) or {}),
+                                      "threshold": float(threshold)}
+    predictor.threshold = float(threshold)
+
+
 def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     """Fine-tune ``recipe.model`` on ``recipe``'s data and write the run directory (see module docstring).
 
@@ -129,6 +152,11 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     if metric not in data.metrics and metric != "loss":
         raise ConfigError(f"metric_for_best_model={metric!r} is not computed for this task: use one of "
                           f"{', '.join(data.metrics)}")
+    if recipe.threshold != "auto" and data.problem_type != MULTI_LABEL:
+        raise ConfigError(f"threshold={recipe.threshold} applies to multi-label tasks only, and this one is "
+                          f"{data.problem_type}: remove it (or use threshold=auto)")
+    class_weights = resolve_class_weights(recipe.class_weights, np.asarray(data.splits["train"]["label"]),
+                                          data.label_names, data.problem_type)
     resume = _resume_path(recipe, output_dir)
     tokenizer = load_tokenizer(recipe.model)
     set_seed(recipe.seed)  # the classification head's initialisation follows the recipe's seed
@@ -138,8 +166,17 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
                        attn_implementation=None if recipe.attn_implementation == "auto" else recipe.attn_implementation,
                        extra_config={"textclf": {"task": data.name, "text_columns": list(data.text_columns),
                                                  "max_seq_length": recipe.max_seq_length,
+                                                 "truncation": recipe.truncation, "head_tokens": recipe.head_tokens,
+                                                 "stride": recipe.stride,
                                                  "base_model": base_model_id(recipe.model)}})
-    encoded = {role: tokenize(data.splits[role], tokenizer, data.text_columns, recipe.max_seq_length)
+    # truncation=chunks trains on every window (each with its document's label). The Trainer's own evaluation, which
+    # picks the best checkpoint and drives early stopping, needs one row per document and cannot pool windows, so it
+    # scores each validation document's first window (head truncation, i.e. the document's first chunk); the final
+    # metrics.json comes from Predictor (validation_report), which averages all windows' logits per document.
+    truncations = {"train": recipe.truncation,
+                   "validation": "head" if recipe.truncation == "chunks" else recipe.truncation}
+    encoded = {role: tokenize(data.splits[role], tokenizer, data.text_columns, recipe.max_seq_length,
+                              truncation=truncations[role], head_tokens=recipe.head_tokens, stride=recipe.stride)
                for role in ("train", "validation")}
 
     save_recipe(recipe, output_dir / "config.yaml")
@@ -147,9 +184,12 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     callbacks = []
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+    loss_func = None if class_weights is None else WeightedLoss(  # weights on the device the Trainer puts the model
+        torch.tensor(class_weights, dtype=torch.float32, device=args.device), data.problem_type)
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
                       processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks)
+                      compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks,
+                      compute_loss_func=loss_func)
     logger.info("training %s on %d examples (validation %d), bf16=%s", data.name, len(encoded["train"]),
                 len(encoded["validation"]), bf16)
     hook = None
@@ -169,7 +209,12 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
     # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
     predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
-    eval_metrics, rows, errors = validation_report(predictor, data)
+    logits = validation_logits(predictor, data)  # (num_validation, num_labels), once for everything below
+    if data.problem_type == MULTI_LABEL:
+        threshold = recipe.threshold if recipe.threshold != "auto" else tune_threshold(
+            logits, np.asarray(data.splits["validation"]["label"]))
+        _store_threshold(predictor, model_dir, threshold)
+    eval_metrics, rows, errors = validation_report(predictor, data, logits=logits)
     labels = np.asarray(data.splits["validation"]["label"])
     lengths = np.asarray([len(ids) for ids in encoded["train"]["input_ids"]])
     examples_seen = min(trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps,
@@ -194,11 +239,18 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
         "train_padding_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "bf16": bf16,
+        "threshold": predictor.threshold if data.problem_type == MULTI_LABEL else None,
+        "threshold_tuned": data.problem_type == MULTI_LABEL and recipe.threshold == "auto",
+        "class_weights": None if class_weights is None else dict(zip(data.label_names, class_weights)),
         "data_sources": data.sources,
     }
     atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_jsonl(output_dir / "predictions.jsonl", rows)
     with atomic_path(output_dir / "errors.csv") as tmp:
         errors.to_csv(tmp, index=False)
+    if data.problem_type != REGRESSION:
+        predicted = predictions_from_logits(logits, data.problem_type, predictor.threshold)
+        with atomic_path(output_dir / "per_label.csv") as tmp:
+            per_label_report(predicted, labels, data.label_names).to_csv(tmp, index=False)
     atomic_write_text(output_dir / "log_history.json", json.dumps(trainer.state.log_history, indent=1) + "\n")
     return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
