@@ -225,3 +225,8 @@ def test_per_label_report_multi_label():
     np.testing.assert_allclose(report["precision"], [2 / 3, 1.0, 0.0])
     np.testing.assert_allclose(report["recall"], [1.0, 1.0, 0.0])
     assert report["f1"].mean() == pytest.approx(compute(["f1_macro"], pred, gold)["f1_macro"])
+
+
+def test_majority_baseline_of_float32_scores_is_zero_correlation_not_nan():
+    labels = np.random.default_rng(0).uniform(0, 5, 400).astype(np.float32)  # float32 mean: std of it is not 0
+    assert majority_baseline(("pearson", "spearmanr"), labels, REGRESSION) == {"pearson": 0.0, "spearmanr": 0.0}

@@ -320,3 +320,46 @@ def test_early_stopping_ends_the_run_when_the_metric_stalls(fast_recipe, sentime
                          "learning_rate=1e-12", "early_stopping_patience=1")
     metrics = train(recipe, tmp_path / "run").metrics
     assert metrics["epoch"] == pytest.approx(2.0)
+
+
+# --- layer-wise learning-rate decay -------------------------------------------------------------------------------
+
+def test_layerwise_groups_decay_the_learning_rate_from_head_to_embeddings(tiny_model_dir):
+    from textclf.modeling import load_model
+    from textclf.training import layerwise_parameter_groups
+
+    model = load_model(str(tiny_model_dir), ["neg", "pos"], "single_label_classification", freeze_embeddings=True)
+    groups = layerwise_parameter_groups(model, 1e-3, 0.5, weight_decay=0.01)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    # 2 encoder blocks: head 1e-3, block 1 5e-4, block 0 2.5e-4, embeddings 1.25e-4
+    assert lr_of[id(params["classifier.weight"])] == lr_of[id(params["bert.pooler.dense.weight"])] == 1e-3
+    assert lr_of[id(params["bert.encoder.layer.1.attention.self.query.weight"])] == 5e-4
+    assert lr_of[id(params["bert.encoder.layer.0.output.dense.bias"])] == 2.5e-4
+    assert lr_of[id(params["bert.embeddings.position_embeddings.weight"])] == 1.25e-4
+    assert id(params["bert.embeddings.word_embeddings.weight"]) not in lr_of  # frozen: not optimised
+    assert wd_of[id(params["classifier.weight"])] == 0.01 and wd_of[id(params["classifier.bias"])] == 0.0
+    assert wd_of[id(params["bert.encoder.layer.0.output.LayerNorm.weight"])] == 0.0
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sorted(map(id, trainable)) == sorted(lr_of)  # every trainable parameter exactly once
+
+
+def test_training_with_layerwise_decay_uses_the_groups(fast_recipe, sentiment_files, tmp_path, monkeypatch):
+    import textclf.training as training
+
+    seen = {}
+    real = training.layerwise_parameter_groups
+
+    def spy(*args, **kwargs):
+        seen["groups"] = real(*args, **kwargs)
+        return seen["groups"]
+
+    monkeypatch.setattr(training, "layerwise_parameter_groups", spy)
+    train_file, validation_file = sentiment_files
+    recipe = fast_recipe(train_file, f"validation_file={validation_file}", "layerwise_lr_decay=0.5")
+    result = train(recipe, tmp_path / "run")
+    assert len({g["lr"] for g in seen["groups"]}) == 4  # head, 2 blocks, embeddings
+    assert 0.0 <= result.metrics["eval_accuracy"] <= 1.0
+    with pytest.raises(ConfigError, match="layerwise_lr_decay=1.5"):
+        load_recipe(str(train_file), ["layerwise_lr_decay=1.5"])

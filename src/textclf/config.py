@@ -139,6 +139,9 @@ class Recipe:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06  # fraction of training steps
     lr_scheduler_type: str = "linear"
+    # Learning-rate ratio between consecutive encoder blocks, head at learning_rate (None or 1.0: off; ELECTRA uses
+    # 0.8, Sun et al. 2019 0.95): see textclf.training.layerwise_parameter_groups.
+    layerwise_lr_decay: float | None = None
     bf16: str = "auto"  # "auto": on where the CPU/GPU supports bf16 natively; "true"; "false"
     train_sampling_strategy: str = "group_by_length"  # or "random"
     optim: str = "adamw_torch_fused"
@@ -191,6 +194,8 @@ class Recipe:
         for key in ("attention_dropout", "hidden_dropout"):
             if getattr(self, key) is not None and not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be in [0, 1) or null")
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise ConfigError(f"layerwise_lr_decay={self.layerwise_lr_decay} must be in (0, 1] or null")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if not 0 < self.data.validation_fraction < 1:

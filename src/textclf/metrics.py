@@ -84,7 +84,7 @@ def compute(names: tuple[str, ...] | list[str], predictions: np.ndarray, labels:
         elif name == "matthews_correlation":
             value = matthews_corrcoef(labels, predictions)
         elif name in ("pearson", "spearmanr"):
-            if np.std(predictions) == 0 or np.std(labels) == 0:
+            if np.ptp(predictions) == 0 or np.ptp(labels) == 0:  # constant: correlation undefined
                 value = 0.0
             else:
                 value = (pearsonr if name == "pearson" else spearmanr)(predictions, labels)[0]
