@@ -25,6 +25,8 @@ EPILOG = """examples:
   textclf data cola --n 5
   textclf benchmark sst2 cola --output-dir runs/benchmark
   textclf predict runs/rte/model --glue rte --output submission/
+  textclf export runs/sst2/model --quantize int8          # ONNX int8 in runs/sst2/model-onnx-int8, with a parity check
+  textclf search cola --output-dir runs/search-cola --n-trials 8 --workers 2
 """
 
 
@@ -52,16 +54,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _print_json(evaluate_checkpoint(args.model_dir, args.task_or_file, split=args.split, data_dir=args.data_dir,
                                     max_samples=args.max_samples, batch_size=args.batch_size,
-                                    label_column=args.label_column, precision=args.precision))
+                                    label_column=args.label_column, precision=args.precision,
+                                    parity=args.parity))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import datasets
-
-    from textclf.config import DataConfig
-    from textclf.data import check_texts, choose_text_columns, read_table
-    from textclf.inference import Predictor, rows_to_texts, write_jsonl
+    from textclf.inference import Predictor
+    from textclf.streaming import predict_file
 
     if args.glue:
         from textclf.submission import write_glue_submission
@@ -80,19 +80,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.texts:
         _print_json(predictor.predict(list(args.texts)))
         return 0
-    frame = read_table(args.input)
-    meta = getattr(predictor.model.config, "textclf", None) or {}
-    cfg = DataConfig(text_column=args.text_column, text_pair_column=args.text_pair_column)
-    columns = choose_text_columns(list(frame.columns), meta.get("text_columns"), cfg, args.input)
-    check_texts(datasets.Dataset.from_pandas(frame[list(columns)], preserve_index=False),
-                columns, args.input)
-    results = predictor.predict(rows_to_texts({c: frame[c].tolist() for c in columns}, columns))
+    written = predict_file(predictor, args.input, args.output, text_column=args.text_column,
+                           text_pair_column=args.text_pair_column, chunk_rows=args.chunk_rows)
     if args.output:
-        write_jsonl(Path(args.output), results)
-        print(f"wrote {len(results)} predictions to {args.output}", file=sys.stderr)
-    else:
-        for row in results:
-            print(json.dumps(row, ensure_ascii=False))
+        print(f"wrote {written} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from textclf.export import export_checkpoint
+
+    # The exporter (onnxscript), ONNX Runtime's optimizer and its quantizer (on the root logger) log every pass at
+    # INFO, and the quantizer warns about a pre-processing step that does not apply to fused graphs: only errors are
+    # shown unless -v.
+    quiet = {name: logging.getLogger(name) for name in ("", "onnxscript", "onnx_ir", "torch.onnx")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    if not args.verbose:
+        for logger in quiet.values():
+            logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the ONNX exporter and optimizer print progress to stdout
+            report = export_checkpoint(args.model_dir, args.output, format=args.format, quantize=args.quantize,
+                                       optimize=not args.no_optimize, parity=not args.no_parity, data=args.data,
+                                       split=args.split, data_dir=args.data_dir,
+                                       max_samples=args.max_samples or None, label_column=args.label_column,
+                                       batch_size=args.batch_size)
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
+    parity = report["parity"]
+    if parity is not None:
+        before, after = parity["metrics_before"][parity["metric"]], parity["metrics_after"][parity["metric"]]
+        print(f"parity on {parity['examples']} examples of {parity['data']}: max |logit diff| "
+              f"{parity['max_abs_logit_diff']:.3g}, {parity['metric']} {before:.4f} -> {after:.4f}",
+              file=sys.stderr)
+    _print_json(report)
     return 0
 
 
@@ -111,6 +133,40 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                             data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision)
     print(f"wrote {Path(args.output_dir) / 'results.json'} and results.md", file=sys.stderr)
     _print_json(results["glue"])
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from textclf.config import load_recipe
+    from textclf.search import WorkerError, search
+
+    flags = {"n_trials": args.n_trials, "fraction": args.fraction, "pruner": args.pruner, "backend": args.backend,
+             "retrain": False if args.no_retrain else None}
+    overrides = [*args.overrides, *(f"search.{key}={value}" for key, value in flags.items() if value is not None)]
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    recipe = load_recipe(args.task_or_recipe, overrides)
+    name = recipe.task or Path(recipe.data.train_file or "run").stem
+    output_dir = Path(args.output_dir or Path("runs") / f"search-{name}")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
+            result = search(recipe, output_dir, storage=args.storage, study_name=args.study_name,
+                            workers=args.workers)
+    except KeyboardInterrupt:
+        print("textclf: interrupted: finished trials are kept in the study; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except WorkerError as err:
+        print(f"textclf: error: {err}", file=sys.stderr)
+        return 1
+    best = result.best_metrics or {}
+    _print_json({"output_dir": str(result.output_dir), "study_name": result.study_name, "storage": result.storage,
+                 "metric": f"eval_{result.metric}", "direction": result.direction,
+                 "trials": {state: sum(row["state"] == state for row in result.trials)
+                            for state in dict.fromkeys(row["state"] for row in result.trials)},
+                 "best_value": result.best_value, "best_params": result.best_params,
+                 "best_recipe": str(result.best_recipe) if result.best_recipe else None,
+                 "best_validation": {k: v for k, v in best.items() if k.startswith("eval_")} or None})
     return 0
 
 
@@ -154,13 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
+    p.add_argument("--parity", action="store_true",
+                   help="also run the fp32 PyTorch model (for --precision bf16, or an ONNX export) and report the "
+                   "max logit difference and the metrics of both")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict texts or a file with a checkpoint")
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="*", help="texts to classify (output: a JSON list, pipeline shape)")
-    p.add_argument("--input", help="CSV / TSV / JSONL / Parquet file to classify")
-    p.add_argument("--output", help="JSON Lines output file (default: stdout)")
+    p.add_argument("--input", help="CSV / TSV / JSONL / Parquet file to classify (streamed in chunks)")
+    p.add_argument("--output", help="output file: .csv / .tsv (label, score columns), else JSON Lines "
+                   "(default: JSON Lines on stdout)")
+    p.add_argument("--chunk-rows", type=int, default=4096,
+                   help="rows of --input read, predicted and written at a time (memory stays bounded by a chunk)")
     p.add_argument("--text-column")
     p.add_argument("--text-pair-column")
     p.add_argument("--batch-size", type=int, default=64)
@@ -170,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (optionally int8) for fast CPU inference")
+    p.add_argument("model_dir", help="PyTorch checkpoint directory")
+    p.add_argument("--output", help="export directory (default: <model_dir>-onnx[-int8] beside the checkpoint)")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--quantize", choices=("int8",), help="int8: dynamic int8 weights (default: fp32)")
+    p.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's graph fusions")
+    p.add_argument("--data", help="task or labelled file for the parity check (default: the checkpoint's task)")
+    p.add_argument("--split", help="task split for the parity check (default: validation, or test for a task "
+                   "without one, e.g. IMDb)")
+    p.add_argument("--data-dir")
+    p.add_argument("--max-samples", type=int, default=1000,
+                   help="parity on a seeded random slice of this many examples (0: all)")
+    p.add_argument("--label-column", help="label column of a data file (default label)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-parity", action="store_true", help="skip the parity check (no labelled data needed)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="train and score a list of tasks; write results.json and results.md")
     p.add_argument("tasks", nargs="*", help="tasks (default: all reference tasks), then key=value recipe overrides "
@@ -182,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-precision", choices=("fp32", "bf16"), default="fp32",
                    help="precision for scoring the extra splits (IMDb's 25,000 test reviews: bf16 is ~4x faster)")
     p.set_defaults(func=cmd_benchmark, overrides=[])
+
+    p = sub.add_parser("search", help="search hyperparameters (Optuna; resumable, parallel), retrain the best")
+    p.add_argument("task_or_recipe", help="task name, recipe .yaml (its search: section sets the space), or data file")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides, e.g. max_train_samples=2000 search.seed=1")
+    p.add_argument("--output-dir", help="search directory (default runs/search-<task>); rerun to resume")
+    p.add_argument("--n-trials", type=int, help="finished trials the study should hold (search.n_trials, default 10)")
+    p.add_argument("--fraction", type=float, help="fraction of train searched on (search.fraction, default 0.1)")
+    p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study")
+    p.add_argument("--storage", help="SQLAlchemy URL (postgresql://..., sqlite:///x.db) or journal file shared by "
+                   "several commands (default OUTPUT_DIR/study.log)")
+    p.add_argument("--study-name", help="default: the task and a digest of the recipe")
+    p.add_argument("--pruner", choices=("median", "successive_halving", "none"), help="search.pruner (median)")
+    p.add_argument("--backend", choices=("optuna", "ray"), help="search.backend (optuna; ray needs textclf[ray])")
+    p.add_argument("--no-retrain", action="store_true", help="skip retraining the best configuration on full data")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("data", help="show a few random labelled examples")
     p.add_argument("task_or_file")

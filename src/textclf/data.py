@@ -138,8 +138,12 @@ def _first(mask: pa.Array) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def check_texts(ds: datasets.Dataset, text_columns: tuple[str, ...], source: str) -> None:
+def check_texts(ds: datasets.Dataset, text_columns: tuple[str, ...], source: str, offset: int = 0) -> None:
     """Fail on a missing text column or an empty/null text.
+
+    Args:
+        offset: the row index of ``ds``'s first row in ``source`` (a chunk of a file read piece by piece), so the
+            error names the row where it is in the file.
 
     Raises:
         DataError: naming the column (and the columns found) or the first bad row, with the fix.
@@ -154,7 +158,7 @@ def check_texts(ds: datasets.Dataset, text_columns: tuple[str, ...], source: str
         empty = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
         bad = _first(pc.fill_null(empty, True).combine_chunks())
         if bad is not None:
-            raise DataError(f"{_row_name(source, bad)}: empty text in column {column!r}: "
+            raise DataError(f"{_row_name(source, bad + offset)}: empty text in column {column!r}: "
                             "fill it in or drop the row")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.data import TaskData, load_eval_data
+from textclf.errors import ConfigError
 from textclf.inference import Predictor, rows_to_texts
 from textclf.metrics import compute, majority_baseline, predictions_from_logits
 from textclf.tasks import MULTI_LABEL, REGRESSION
@@ -76,31 +78,124 @@ def validation_report(predictor: Predictor, data: TaskData, split: str = "valida
     return metrics, rows, errors
 
 
+def parity_report(reference: Predictor, candidate: Predictor, data: TaskData, split: str = "validation",
+                  reference_logits: np.ndarray | None = None,
+                  candidate_logits: np.ndarray | None = None) -> dict[str, Any]:
+    """How far a faster way of running a model (bf16, an ONNX export, int8 weights) moves its outputs and metrics.
 
-def evaluate_checkpoint(model_dir: str | Path, source: str, split: str | None = None, data_dir: str | None = None,
-                        max_samples: int | None = None, batch_size: int = 64,
-                        label_column: str | None = None, precision: str = "fp32") -> dict[str, Any]:
-    """Evaluate a checkpoint on a task split (default: validation) or on a labelled data file.
+    Both predictors score the same labelled split; the report compares their logits and the task's metrics.
 
-    ``precision="bf16"`` runs the model in bfloat16 (see :class:`~textclf.inference.Predictor`): much faster on
-    long inputs, with metrics that may move by a few hundredths of a point; the result records the precision.
+    Args:
+        reference: the model as trained (PyTorch, fp32).
+        candidate: the same model run another way.
+        reference_logits, candidate_logits: (num_examples, num_labels) :func:`validation_logits` of either predictor
+            on ``split``, if the caller has them already (that pass is then not timed here: its seconds are None).
 
     Returns:
-        ``{"eval_<metric>": value, ..., "eval_examples": n, "majority_baseline": {...}, "source": ...}``.
+        ``{"examples": n, "max_abs_logit_diff": float, "mean_abs_logit_diff": float, "prediction_agreement":
+        fraction in [0, 1] of examples given the same class(es) (None for regression), "metric": the task's main
+        metric, "metrics_before": {"eval_<metric>": ...}, "metrics_after": {...}, "metric_change": after - before
+        of the main metric (in its own unit: a fraction for accuracy), "seconds_before", "seconds_after": wall time
+        of each prediction pass}``.
+    """
+    def timed(predictor: Predictor, given: np.ndarray | None) -> tuple[np.ndarray, float | None]:
+        if given is not None:
+            return given, None
+        started = time.perf_counter()
+        logits = validation_logits(predictor, data, split)
+        return logits, round(time.perf_counter() - started, 3)
+
+    before, seconds_before = timed(reference, reference_logits)
+    after, seconds_after = timed(candidate, candidate_logits)
+    labels = np.asarray(data.splits[split]["label"])
+    threshold = reference.threshold
+    predicted = [predictions_from_logits(x, data.problem_type, threshold) for x in (before, after)]
+    metrics = [{f"eval_{k}": v for k, v in compute(data.metrics, p, labels).items()} for p in predicted]
+    diff = np.abs(before.astype(np.float64) - after.astype(np.float64))
+    agreement = None
+    if data.problem_type != REGRESSION and len(labels):
+        same = predicted[0] == predicted[1]
+        agreement = float((same.all(axis=1) if same.ndim == 2 else same).mean())
+    main = f"eval_{data.metric_for_best_model}"
+    return {"examples": len(labels), "max_abs_logit_diff": float(diff.max()) if diff.size else 0.0,
+            "mean_abs_logit_diff": float(diff.mean()) if diff.size else 0.0, "prediction_agreement": agreement,
+            "metric": main, "metrics_before": metrics[0], "metrics_after": metrics[1],
+            "metric_change": metrics[1][main] - metrics[0][main],
+            "seconds_before": seconds_before, "seconds_after": seconds_after}
+
+
+def load_labelled_split(predictor: Predictor, source: str, split: str | None = None, data_dir: str | None = None,
+                        max_samples: int | None = None, label_column: str | None = None) -> TaskData:
+    """The labelled data to judge ``predictor`` on, as the ``validation`` split of a :class:`TaskData`: a task split
+    (default: the task's validation split) or a labelled file, mapped to the checkpoint's labels and text columns.
+
+    Args:
+        max_samples: keep a seeded random slice of this many examples (splits can be sorted by label: IMDb's test
+            set is 12,500 neg, then 12,500 pos); None keeps them all.
 
     Raises:
-        ModelError: not a checkpoint; DataError: bad data (labels unknown to the checkpoint, ...).
+        DataError: unknown task or split, missing columns, empty texts, labels the checkpoint does not know.
     """
-    predictor = Predictor.from_pretrained(model_dir, batch_size=batch_size, precision=precision)
     meta = getattr(predictor.model.config, "textclf", None) or {}
     data = load_eval_data(source, predictor.label_names if predictor.problem_type != REGRESSION else [],
                           predictor.problem_type, split=split, data_dir=data_dir,
                           text_columns=tuple(meta.get("text_columns", ())) or None, label_column=label_column)
-    if max_samples is not None and max_samples < len(data.splits["validation"]):  # a seeded random slice: splits
-        # can be sorted by label (IMDb's test set is 12,500 neg, then 12,500 pos)
+    if max_samples is not None and max_samples < len(data.splits["validation"]):
         data.splits["validation"] = data.splits["validation"].shuffle(seed=42).select(range(max_samples))
-    metrics, _, _ = validation_report(predictor, data)
+    return data
+
+
+def _parity_reference(model_dir: str | Path, predictor: Predictor, batch_size: int) -> Predictor:
+    """The fp32 PyTorch model that ``predictor`` is a faster version of: the same checkpoint in fp32, or for an ONNX
+    export the checkpoint it was exported from (recorded in its config as ``textclf.export.source``)."""
+    if predictor.backend == "torch":
+        if predictor.precision == "fp32":
+            raise ConfigError("parity compares a faster way of running the model with fp32 PyTorch: give "
+                              "--precision bf16, or an ONNX export (textclf export)")
+        return Predictor.from_pretrained(model_dir, batch_size=batch_size)
+    meta = getattr(predictor.model.config, "textclf", None) or {}
+    source = (meta.get("export") or {}).get("source")
+    if not source or not Path(source).is_dir():
+        raise ConfigError(f"{model_dir}: parity needs the PyTorch checkpoint this export was made from, and "
+                          f"{source or 'none'} is not there: see the parity.json that `textclf export` wrote")
+    return Predictor.from_pretrained(source, batch_size=batch_size)
+
+
+def evaluate_checkpoint(model_dir: str | Path, source: str, split: str | None = None, data_dir: str | None = None,
+                        max_samples: int | None = None, batch_size: int = 64,
+                        label_column: str | None = None, precision: str = "fp32",
+                        parity: bool = False) -> dict[str, Any]:
+    """Evaluate a checkpoint (or an ONNX export of one) on a task split (default: validation) or a labelled file.
+
+    ``precision="bf16"`` runs the model in bfloat16 (see :class:`~textclf.inference.Predictor`): much faster on
+    long inputs, with metrics that may move by a few hundredths of a point; the result records the precision.
+
+    Args:
+        parity: also run the fp32 PyTorch model (the same checkpoint, or the one an ONNX export came from) and add
+            ``"parity"``: :func:`parity_report` of this run against it.
+
+    Returns:
+        ``{"eval_<metric>": value, ..., "eval_examples": n, "majority_baseline": {...}, "source": ...,
+        "precision": ..., "backend": "torch" or "onnx"}``, plus ``"parity"`` when asked.
+
+    Raises:
+        ModelError: not a checkpoint; DataError: bad data (labels unknown to the checkpoint, ...);
+        ConfigError: parity with fp32 PyTorch (nothing to compare), or for an export whose source is gone.
+    """
+    predictor = Predictor.from_pretrained(model_dir, batch_size=batch_size, precision=precision)
+    reference = _parity_reference(model_dir, predictor, batch_size) if parity else None
+    data = load_labelled_split(predictor, source, split=split, data_dir=data_dir, max_samples=max_samples,
+                               label_column=label_column)
+    started = time.perf_counter()
+    logits = validation_logits(predictor, data)
+    seconds = round(time.perf_counter() - started, 3)
+    metrics, _, _ = validation_report(predictor, data, logits=logits)
     labels = np.asarray(data.splits["validation"]["label"])
-    return {**metrics, "eval_examples": len(labels), "source": data.sources["validation"], "precision": precision,
-            "majority_baseline": {f"eval_{k}": v for k, v in
-                                  majority_baseline(data.metrics, labels, data.problem_type).items()}}
+    result = {**metrics, "eval_examples": len(labels), "source": data.sources["validation"], "precision": precision,
+              "backend": predictor.backend,
+              "majority_baseline": {f"eval_{k}": v for k, v in
+                                    majority_baseline(data.metrics, labels, data.problem_type).items()}}
+    if reference is not None:
+        result["parity"] = {**parity_report(reference, predictor, data, candidate_logits=logits),
+                            "seconds_after": seconds}
+    return result

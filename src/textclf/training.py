@@ -28,11 +28,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.config import Recipe, save_recipe
-from textclf.data import load_recipe_data, tokenize
+from textclf.data import TaskData, load_recipe_data, tokenize
 from textclf.errors import ConfigError
 from textclf.evaluation import validation_logits, validation_report
 from textclf.files import atomic_path, atomic_write_text
@@ -162,13 +169,18 @@ def _store_threshold(predictor: Predictor, model_dir: Path, threshold: float) ->
     predictor.threshold = float(threshold)
 
 
-def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
+def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCallback] | None = None,
+          data: TaskData | None = None) -> TrainResult:
     """Fine-tune ``recipe.model`` on ``recipe``'s data and write the run directory (see module docstring).
 
     Args:
         recipe: a validated recipe (:func:`textclf.config.load_recipe`).
         output_dir: the run directory; created if needed. An existing run there is overwritten file by file
             (each atomically), or resumed with ``resume_from_checkpoint=last``.
+        callbacks: extra ``TrainerCallback``s (textclf.search reports each evaluation to its trial with one); an
+            exception raised by one (e.g. ``optuna.TrialPruned``) ends training and propagates.
+        data: already loaded data to train on, instead of ``load_recipe_data(recipe)`` (whose sample caps and
+            seeded splits it then replaces): textclf.search gives every trial the same seeded subset.
 
     Returns:
         A :class:`TrainResult`; ``metrics["eval_<metric>"]`` holds the best checkpoint's validation scores.
@@ -181,7 +193,7 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
     if recipe.torch_num_threads:
         torch.set_num_threads(recipe.torch_num_threads)
     bf16 = resolve_bf16(recipe.bf16)
-    data = load_recipe_data(recipe)
+    data = load_recipe_data(recipe) if data is None else data
     metric = recipe.metric_for_best_model or data.metric_for_best_model
     if metric not in data.metrics and metric != "loss":
         raise ConfigError(f"metric_for_best_model={metric!r} is not computed for this task: use one of "
@@ -215,7 +227,7 @@ def train(recipe: Recipe, output_dir: str | Path) -> TrainResult:
 
     save_recipe(recipe, output_dir / "config.yaml")
     args = training_arguments(recipe, output_dir, metric, bf16)
-    callbacks = []
+    callbacks = list(callbacks or [])
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     loss_func = None if class_weights is None else WeightedLoss(  # weights on the device the Trainer puts the model
