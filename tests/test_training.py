@@ -346,7 +346,7 @@ def test_layerwise_groups_decay_the_learning_rate_from_head_to_embeddings(tiny_m
 
 
 def test_training_with_layerwise_decay_uses_the_groups(fast_recipe, sentiment_files, tmp_path, monkeypatch):
-    import textclf.training as training
+    from textclf import training
 
     seen = {}
     real = training.layerwise_parameter_groups
