@@ -62,8 +62,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {},
     "tiny": {"max_train_samples": 2000, "max_eval_samples": 400, "num_train_epochs": 2, "eval_strategy": "no"},
 }
-# IMDb at 512 tokens trains ~20x slower per example than SST-2: fewer, shorter reviews keep CI's run short.
-TINY_TASK_OVERRIDES = {"imdb": {"max_seq_length": 256, "max_train_samples": 600}}
+# IMDb at 512 tokens trains ~20x slower per example than SST-2: fewer, shorter reviews (one window each) keep CI's
+# run short. CoLA and MRPC get more data: on 2,000 examples x 2 epochs their scores were within 0.05 (MCC) and
+# 0.01 (F1) of the majority class, too close for a check that must not flake.
+TINY_TASK_OVERRIDES = {"imdb": {"max_seq_length": 256, "max_train_samples": 600, "truncation": "head"},
+                       "cola": {"max_train_samples": 4000}, "mrpc": {"max_train_samples": 3668}}
 TINY_TEST_SAMPLES = 400
 
 
