@@ -48,25 +48,13 @@ import torch
 from textclf.config import load_recipe
 from textclf.evaluation import load_labelled_split
 from textclf.export import export_checkpoint
-from textclf.hardware import bf16_available, describe_machine
+from textclf.hardware import bf16_available, describe_machine, matmul_peak
 from textclf.inference import Predictor, rows_to_texts
 from textclf.longdoc import SAMPLE_MAPPING, encode_texts
 from textclf.metrics import compute, predictions_from_logits
 
 PIPELINES = ("pipeline_b1", "pipeline_b32")
 WARMUP_TEXTS = 8
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
-    """Measured FLOP/s of repeated (n x n) @ (n x n) products in ``dtype`` on all CPU threads."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    runs, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        runs += 1
-    return 2 * n**3 * runs / (time.perf_counter() - started)
 
 
 def model_shape(model: torch.nn.Module) -> tuple[int, int, int]:

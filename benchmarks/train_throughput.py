@@ -26,26 +26,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import torch
 
 from textclf.config import load_recipe
-from textclf.hardware import bf16_available
+from textclf.hardware import bf16_available, matmul_peak
 from textclf.modeling import load_model, resolve_model_path
 from textclf.training import train
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
-    """Measured FLOP/s of repeated (n x n) @ (n x n) products in ``dtype`` on all CPU threads."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    runs, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        runs += 1
-    return 2 * n**3 * runs / (time.perf_counter() - started)
 
 
 def non_embedding_parameters(model_name: str) -> int:

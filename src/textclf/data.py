@@ -96,12 +96,11 @@ def _check_utf8(path: Path) -> None:
                         f"e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`") from None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, TSV, JSON Lines, JSON or Parquet file into a DataFrame.
+def check_data_file(path: str | Path) -> Path:
+    """The path of an existing data file with a supported suffix (CSV, TSV, JSON Lines, JSON, Parquet).
 
     Raises:
-        DataError: the file is missing, has an unsupported suffix, is not UTF-8 (with the line), or
-            cannot be parsed.
+        DataError: an unsupported suffix, or no such file (the message gives the working directory).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -109,6 +108,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: unsupported file type {suffix!r}: use one of {', '.join(DATA_FILE_SUFFIXES)}")
     if not path.is_file():
         raise DataError(f"{path}: file not found (working directory {Path.cwd()}): check the path")
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV, JSON Lines, JSON or Parquet file into a DataFrame.
+
+    Raises:
+        DataError: the file is missing, has an unsupported suffix, is not UTF-8 (with the line), or
+            cannot be parsed.
+    """
+    path = check_data_file(path)
+    suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)

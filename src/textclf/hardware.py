@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -70,3 +71,16 @@ def describe_machine() -> str:
         pass
     cores = torch.get_num_threads()
     return f"CPU {model or 'unknown'}, {cores} threads, native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured FLOP/s of repeated (n x n) @ (n x n) products in ``dtype`` on all CPU threads (2 n^3 FLOPs each):
+    the machine's practical matmul peak, which the benchmarks compare their achieved FLOP/s against."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - started)

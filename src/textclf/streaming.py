@@ -21,8 +21,8 @@ import datasets
 import pandas as pd
 from tqdm.auto import tqdm
 
-from textclf.config import DATA_FILE_SUFFIXES, DataConfig
-from textclf.data import check_texts, choose_text_columns, read_table
+from textclf.config import DataConfig
+from textclf.data import check_data_file, check_texts, choose_text_columns, read_table
 from textclf.errors import DataError
 from textclf.files import atomic_path
 from textclf.inference import Predictor, rows_to_texts
@@ -84,12 +84,7 @@ def check_input(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
     Raises:
         DataError: an unsupported suffix, a missing file, or ``chunk_rows`` below 1.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in DATA_FILE_SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r}: use one of {', '.join(DATA_FILE_SUFFIXES)}")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (working directory {Path.cwd()}): check the path")
+    check_data_file(path)
     if chunk_rows < 1:
         raise DataError(f"chunk_rows={chunk_rows} must be a positive number of rows")
 
