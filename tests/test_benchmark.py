@@ -124,3 +124,21 @@ def test_cli_benchmark_splits_tasks_from_overrides(tmp_path, make_mirror, tiny_m
     assert list(printed["tasks"]) == ["sst2"]
     saved = json.loads((Path(tmp_path) / "b" / "results.json").read_text())
     assert saved["model"] == str(tiny_model_dir)
+
+
+def test_readme_table_is_replaced_between_the_markers_only(tmp_path):
+    from textclf.benchmark import README_MARKERS, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n{README_MARKERS[0]}\nold table\n{README_MARKERS[1]}\n\nafter\n")
+    update_readme(readme, "| new | table |\n")
+    assert readme.read_text() == (f"# title\n\nintro\n{README_MARKERS[0]}\n| new | table |\n{README_MARKERS[1]}\n"
+                                  "\nafter\n")
+    update_readme(readme, "| newer |\n")
+    assert "| new | table |" not in readme.read_text() and readme.read_text().count("| newer |") == 1
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(ConfigError, match="no place for the table"):
+        update_readme(tmp_path / "plain.md", "x")
+    with pytest.raises(ConfigError, match="no place for the table"):  # checked before any task runs
+        run_benchmark(["sst2"], tmp_path / "out", readme=tmp_path / "plain.md")
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -265,9 +265,29 @@ def _ref(source: str, row: Row) -> str:
     return "–" if value is None else f"{value:g}"
 
 
+README_MARKERS = ("<!-- textclf benchmark: start -->", "<!-- textclf benchmark: end -->")
+
+
+def update_readme(path: str | Path, table: str) -> None:
+    """Replace the text between the :data:`README_MARKERS` lines of a Markdown file with ``table`` (atomically).
+
+    Raises:
+        ConfigError: the file does not exist or lacks the two marker lines (the message shows them).
+    """
+    path = Path(path)
+    start, end = README_MARKERS
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise ConfigError(f"{path}: no place for the table: put the lines {start!r} and {end!r} where it goes")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write_text(path, f"{head}{start}\n{table}{end}{tail}")
+
+
 def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path = "runs/benchmark",
                   budget: str = "full", overrides: Sequence[str] = (), data_dir: str | None = None,
-                  checkpoints: dict[str, str] | None = None, test_precision: str = "fp32") -> dict[str, Any]:
+                  checkpoints: dict[str, str] | None = None, test_precision: str = "fp32",
+                  readme: str | Path | None = None) -> dict[str, Any]:
     """Run every task and write ``results.json`` and ``results.md`` into ``output_dir`` (atomically, after each
     task, so an interrupted run keeps the tasks it finished).
 
@@ -278,13 +298,16 @@ def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path =
         overrides: ``key=value`` recipe overrides applied to every task (e.g. ``model=DIR``).
         checkpoints: ``{task: checkpoint_dir}`` to evaluate instead of training (tasks without a train split).
         test_precision: "fp32" or "bf16" for the extra (test) splits: see :func:`run_task`.
+        readme: a Markdown file whose table between :data:`README_MARKERS` is replaced (:func:`update_readme`)
+            after every task; checked before the first task runs.
 
     Returns:
         The results dict written to results.json: ``rows`` (see :class:`Row`), ``glue`` (:func:`glue_scores`),
         the budget, model and machine.
 
     Raises:
-        ConfigError: an unknown task or budget; a task's own failure (bad data) is recorded in its row.
+        ConfigError: an unknown task or budget, or a ``readme`` without the markers; a task's own failure (bad
+            data) is recorded in its row.
     """
     from textclf.hardware import describe_machine
 
@@ -295,6 +318,8 @@ def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path =
         raise ConfigError(str(err)) from None
     if budget not in BUDGETS:
         raise ConfigError(f"budget={budget!r} is not known: use one of {', '.join(BUDGETS)}")
+    if readme is not None:
+        update_readme(readme, "")  # fail now, not after an hour of training, if the markers are missing
     model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "bundled")
     results: dict[str, Any] = {"budget": budget, "model": model, "overrides": list(overrides),
                                "device": describe_machine(), "rows": [], "glue": glue_scores([])}
@@ -309,4 +334,6 @@ def run_benchmark(tasks: Sequence[str] = DEFAULT_TASKS, output_dir: str | Path =
         results["glue"] = glue_scores([Row(**r) for r in results["rows"]])
         atomic_write_text(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(output_dir / "results.md", render_markdown(results))
+        if readme is not None:
+            update_readme(readme, render_markdown(results))
     return results

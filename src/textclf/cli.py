@@ -130,7 +130,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     tasks = [t for t in args.tasks if "=" not in t]  # key=value items given among the task names are overrides
     overrides = [*args.overrides, *(t for t in args.tasks if "=" in t)]
     results = run_benchmark(tasks or DEFAULT_TASKS, args.output_dir, budget=args.budget, overrides=overrides,
-                            data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision)
+                            data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision,
+                            readme=args.readme)
     print(f"wrote {Path(args.output_dir) / 'results.json'} and results.md", file=sys.stderr)
     _print_json(results["glue"])
     return 0
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--test-precision", choices=("fp32", "bf16"), default="fp32",
                    help="precision for scoring the extra splits (IMDb's 25,000 test reviews: bf16 is ~4x faster)")
+    p.add_argument("--readme", help="also write the table into this Markdown file, between the lines "
+                   "'<!-- textclf benchmark: start -->' and '<!-- textclf benchmark: end -->'")
     p.set_defaults(func=cmd_benchmark, overrides=[])
 
     p = sub.add_parser("search", help="search hyperparameters (Optuna; resumable, parallel), retrain the best")
