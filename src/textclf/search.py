@@ -358,14 +358,10 @@ def _load_study(recipe: Recipe, storage: str, study_name: str, direction: str, w
 
 @dataclass
 class _Job:
-    """Everything a worker process needs (pickled to it by multiprocessing's spawn)."""
+    """Everything a worker process needs (pickled to it by multiprocessing's spawn): the objective (without its
+    claim lock, which each worker makes for itself) and the study's coordinates."""
 
-    recipe: Recipe
-    specs: list[ParamSpec]
-    data: TaskData
-    metric: str
-    direction: str
-    output_dir: Path
+    objective: _Objective
     storage: str
     study_name: str
     pruner: Any = None
@@ -376,14 +372,14 @@ def _optimize(job: _Job, worker: int) -> None:
     """Run trials in this process until the study has ``n_trials`` finished or running ones."""
     from optuna.trial import TrialState
 
-    study = _load_study(job.recipe, job.storage, job.study_name, job.direction, worker, job.pruner)
     claim = _ClaimLock(job.storage, job.study_name)
-    objective = _Objective(job.recipe, job.specs, job.data, job.metric, job.direction, job.output_dir, claim)
+    objective = dataclasses.replace(job.objective, claim=claim)
+    study = _load_study(objective.recipe, job.storage, job.study_name, objective.direction, worker, job.pruner)
     failures, states = 0, []
     while True:
         claim.acquire()
         try:
-            if open_slots(study, job.recipe.search.n_trials) <= 0:
+            if open_slots(study, objective.recipe.search.n_trials) <= 0:
                 break
             states.clear()
             study.optimize(objective, n_trials=1, callbacks=[lambda _, trial: states.append(trial.state)],
@@ -412,9 +408,10 @@ def _worker_main(job: _Job, worker: int) -> None:
 def _run_workers(job: _Job, workers: int) -> dict[str, int]:
     """Run ``workers`` spawned processes on one study, each with ``cpu_count // workers`` torch threads; return the
     exit codes of those that failed or were killed, by process name."""
-    if job.recipe.torch_num_threads is None:
-        job = dataclasses.replace(job, recipe=dataclasses.replace(
-            job.recipe, torch_num_threads=max(1, (os.cpu_count() or 1) // workers)))
+    recipe = job.objective.recipe
+    if recipe.torch_num_threads is None:
+        job = dataclasses.replace(job, objective=dataclasses.replace(job.objective, recipe=dataclasses.replace(
+            recipe, torch_num_threads=max(1, (os.cpu_count() or 1) // workers))))
     context = multiprocessing.get_context("spawn")  # no fork: torch and tokenizers threads do not survive it
     processes = [context.Process(target=_worker_main, args=(job, worker), name=f"textclf-search-{worker}")
                  for worker in range(workers)]
@@ -555,7 +552,7 @@ def search(recipe: Recipe, output_dir: str | Path, *, storage: str | None = None
         return _finish(recipe, output_dir, storage, study_name, metric, direction, rows, best)
 
     storage = storage or str(output_dir / STUDY_FILE)
-    job = _Job(recipe, specs, data, metric, direction, output_dir, storage, study_name, pruner,
+    job = _Job(_Objective(recipe, specs, data, metric, direction, output_dir), storage, study_name, pruner,
                logging.getLogger().getEffectiveLevel())
     study = _load_study(recipe, storage, study_name, direction, 0, pruner)
     try:
