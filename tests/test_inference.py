@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import pipeline
 
-from textclf.errors import ModelError
-from textclf.inference import Predictor, rows_to_texts, write_jsonl
+from textclf.errors import ConfigError, ModelError
+from textclf.inference import Predictor, length_batches, rows_to_texts, write_jsonl
 from textclf.modeling import label_maps, load_model, load_tokenizer
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
@@ -82,6 +82,35 @@ def test_batch_size_does_not_change_results(classifier_dir, predictor):
     assert one_by_one.shape == (len(TEXTS), 3) and one_by_one.dtype == np.float32
     np.testing.assert_allclose(one_by_one, all_at_once, atol=1e-5)
     np.testing.assert_allclose(predictor.logits(TEXTS), all_at_once, atol=1e-5)
+
+
+def test_token_budget_and_padding_to_a_multiple_of_8_do_not_change_results(classifier_dir):
+    unbatched = Predictor.from_pretrained(classifier_dir, batch_size=1, max_batch_tokens=None)
+    budgeted = Predictor.from_pretrained(classifier_dir, batch_size=64, max_batch_tokens=40)
+    assert budgeted.pad_to_multiple_of == 8
+    np.testing.assert_allclose(budgeted.logits(TEXTS), unbatched.logits(TEXTS), atol=1e-5)
+    # A max_seq_length that is not a multiple of 8 is never padded past.
+    assert Predictor.from_pretrained(classifier_dir, max_seq_length=10).pad_to_multiple_of is None
+
+
+def test_length_batches_respect_the_row_and_token_limits():
+    lengths = np.array([5, 100, 30, 30, 7, 400, 30, 1])
+    order = np.argsort(-lengths, kind="stable")
+    batches = length_batches(lengths, order, batch_size=3, max_batch_tokens=64)
+    np.testing.assert_array_equal(np.concatenate(batches), order)  # every row once, in the given order
+    assert [lengths[b].tolist() for b in batches] == [[400], [100], [30, 30], [30, 7], [5, 1]]
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 64  # an over-long row goes alone
+    fixed = length_batches(lengths, order, batch_size=3, max_batch_tokens=None)
+    assert [len(b) for b in fixed] == [3, 3, 2]
+
+
+def test_batch_limits_must_be_positive(classifier_dir):
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        Predictor.from_pretrained(classifier_dir, batch_size=0)
+    with pytest.raises(ConfigError, match="max_batch_tokens=0"):
+        Predictor.from_pretrained(classifier_dir, max_batch_tokens=0)
 
 
 def test_scores_are_softmax_probabilities_of_the_top_class(predictor):
