@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,6 +142,17 @@ def test_predict_texts_prints_a_json_list(capsys, classifier_dir):
     expected = Predictor.from_pretrained(classifier_dir).predict(texts)
     assert [r["label"] for r in printed] == [r["label"] for r in expected]
     assert [r["score"] for r in printed] == pytest.approx([r["score"] for r in expected], abs=1e-6)
+
+
+def test_predict_truncation_and_max_seq_length_override_the_checkpoint(capsys, classifier_dir):
+    text = "the long and winding road of a plot " * 20
+    assert main(["predict", str(classifier_dir), text, "--truncation", "head", "--max-seq-length", "16"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = Predictor.from_pretrained(classifier_dir, truncation="head", max_seq_length=16).logits([text])
+    default = Predictor.from_pretrained(classifier_dir).logits([text])
+    assert not np.allclose(expected, default, atol=1e-4)  # the options reach the model
+    probabilities = np.exp(expected[0]) / np.exp(expected[0]).sum()
+    assert printed[0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
 
 
 def test_predict_input_file_to_output_file(capsys, classifier_dir, make_file, tmp_path):

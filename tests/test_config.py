@@ -78,6 +78,13 @@ def test_unknown_override_key_names_the_key(item, key):
     assert key in str(err.value)
 
 
+@pytest.mark.parametrize("item", ["report_to=,", "learning_rate=[1,"])
+def test_override_value_that_is_not_yaml_is_one_config_error(item):
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        parse_overrides([item])
+    assert item in str(err.value) and "quote it" in str(err.value)
+
+
 def test_override_without_equals_sign():
     with pytest.raises(ConfigError, match="learning_rate"):
         parse_overrides(["learning_rate"])

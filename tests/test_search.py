@@ -129,6 +129,7 @@ def test_three_trial_search_writes_the_table_best_recipe_plots_and_retrained_mod
         assert metrics["train_examples"] == 32 and metrics["eval_examples"] == 16
         assert not (out / "trials" / str(row.number) / "model").exists()  # weights deleted
         assert not (out / "trials" / str(row.number) / "checkpoints").exists()
+        assert not (out / "trials" / str(row.number) / "tensorboard").exists()  # trials log no event files
     assert result.metric == "accuracy" and result.direction == "maximize"
     assert result.best_value == table["value"].max()
 

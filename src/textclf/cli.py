@@ -27,6 +27,7 @@ EPILOG = """examples:
   textclf predict runs/rte/model --glue rte --output submission/
   textclf export runs/sst2/model --quantize int8          # ONNX int8 in runs/sst2/model-onnx-int8, with a parity check
   textclf search cola --output-dir runs/search-cola --n-trials 8 --workers 2
+  textclf report runs/sst2                               # rebuild plots/, report.md and model/README.md
 """
 
 
@@ -76,7 +77,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if bool(args.texts) == bool(args.input):
         raise DataError("give either texts to classify or --input FILE (not both, not neither)")
-    predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size, precision=args.precision)
+    predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size, precision=args.precision,
+                                          truncation=args.truncation, max_seq_length=args.max_seq_length)
     if args.texts:
         _print_json(predictor.predict(list(args.texts)))
         return 0
@@ -171,6 +173,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from textclf.reporting import build_report
+
+    _print_json({"written": [str(p) for p in build_report(args.run_dir)]})
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from textclf.config import load_recipe
     from textclf.data import load_recipe_data, random_examples
@@ -232,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="local dataset mirror, for --glue without --input")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
+    p.add_argument("--truncation", choices=("head", "head_tail", "chunks"),
+                   help="how longer texts are cut (default: the checkpoint's own); head on a chunks checkpoint "
+                   "reads one window per text, as the pipeline does: faster, slightly less accurate on long texts")
+    p.add_argument("--max-seq-length", type=int, help="tokens per model input (default: the checkpoint's own)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (optionally int8) for fast CPU inference")
@@ -281,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retrain", action="store_true", help="skip retraining the best configuration on full data")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("report", help="rebuild a run's plots, report.md and model card from its files")
+    p.add_argument("run_dir", help="a `textclf train` output directory")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="show a few random labelled examples")
     p.add_argument("task_or_file")

@@ -313,7 +313,13 @@ class Recipe:
     resume_from_checkpoint: str | None = None  # a checkpoint directory, or "last" for the newest in output_dir
     dataloader_num_workers: int = 0
     torch_num_threads: int | None = None  # default: torch's own (one per physical core)
-    report_to: str = "none"
+    # Experiment tracking (textclf.tracking): "none", or a comma list of tensorboard, mlflow, wandb. TensorBoard event
+    # files in DIR/tensorboard are local and cost nothing; mlflow and wandb need `pip install textclf[tracking]`.
+    report_to: str = "tensorboard"
+    # Upload model/ (with its model card) to the Hugging Face Hub after training; needs a token (`hf auth login` or
+    # HF_TOKEN), checked before training starts.
+    push_to_hub: bool = False
+    hub_model_id: str | None = None  # "name" or "owner/name"; default: the run directory's name
     data: DataConfig = field(default_factory=DataConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # used by `textclf search` only
 
@@ -374,6 +380,10 @@ class Recipe:
         if not weights_ok:
             raise ConfigError(f"class_weights={self.class_weights!r} is not allowed: use none, balanced, or a "
                               "list of positive floats, one per label in label-id order (e.g. [1.0, 3.5, 1.0])")
+        from textclf.tracking import check_hub_model_id, parse_report_to
+
+        parse_report_to(self.report_to)
+        check_hub_model_id(self.hub_model_id)
         if self.task is None and self.data.train_file is None:
             raise ConfigError("nothing to train on: give a task (sst2, cola, ...) or data.train_file=PATH")
         self.search.validate(self)
@@ -457,7 +467,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     so ``train_file=x.csv`` means ``data.train_file=x.csv``.
 
     Raises:
-        ConfigError: an item without ``=`` or with an unknown key.
+        ConfigError: an item without ``=``, with an unknown key, or with a value that is not YAML.
     """
     top = {f.name for f in dataclasses.fields(Recipe)}
     data_keys = {f.name for f in dataclasses.fields(DataConfig)}
@@ -468,7 +478,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. learning_rate=3e-5)")
-        value = yaml_load(raw) if raw.strip() else None
+        try:
+            value = yaml_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}): quote "
+                              f"it, e.g. {key}='\"...\"'") from None
         parts = key.split(".")
         if len(parts) == 1 and parts[0] not in top and parts[0] in data_keys:
             parts = ["data", parts[0]]

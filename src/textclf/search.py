@@ -111,7 +111,8 @@ def default_study_name(recipe: Recipe) -> str:
     what a trial measures (n_trials, retrain, thread counts, logging, the data mirror's location), so the same
     search resumes when only those change."""
     plain = recipe.to_dict()
-    for key in ("torch_num_threads", "dataloader_num_workers", "report_to", "logging_steps"):
+    for key in ("torch_num_threads", "dataloader_num_workers", "report_to", "logging_steps", "push_to_hub",
+                "hub_model_id"):
         plain.pop(key)
     plain["data"].pop("data_dir")
     for key in ("n_trials", "retrain"):
@@ -289,7 +290,8 @@ class _Objective:
         if self.claim is not None:
             self.claim.release()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # first: see fail_dead_local_trials
-        trial_recipe = apply_params(self.recipe, suggest(trial, self.specs))
+        trial_recipe = dataclasses.replace(apply_params(self.recipe, suggest(trial, self.specs)), report_to="none",
+                                           push_to_hub=False)  # trials log no event files and push nothing
         run_dir = self.output_dir / "trials" / str(trial.number)
         pruning = [PruningCallback(trial, self.metric)] if self.recipe.eval_strategy != "no" else []
         try:

@@ -5,15 +5,20 @@
     config.yaml         the resolved recipe (written first, so a resumed run knows what it was)
     checkpoints/        the Trainer's per-epoch checkpoints (for resume_from_checkpoint)
     model/              the best checkpoint: safetensors weights, tokenizer, id2label/label2id, problem_type
-                        (multi-label: the decision threshold, textclf.threshold, tuned on validation)
+                        (multi-label: the decision threshold, textclf.threshold, tuned on validation), and
+                        README.md, its model card (textclf.modelcard)
     metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor,
-                        the threshold and class weights used
+                        the threshold and class weights used, the hardware
     predictions.jsonl   one line per validation example: texts, gold, predicted label, score
     errors.csv          the misclassified examples, most confident first (regression: largest errors)
     per_label.csv       precision, recall, F1 and support of every class / label on validation (not regression)
     log_history.json    the Trainer's log history (losses and eval metrics per step/epoch)
+    plots/, report.md   learning curves, confusion matrix, calibration or regression scatter, and a summary
+                        (textclf.reporting; ``textclf report DIR`` rebuilds them)
+    tensorboard/        TensorBoard event files when report_to names tensorboard (the default; textclf.tracking)
 
-Every file is written atomically; data and config errors are raised before ``DIR`` is touched.
+Every file is written atomically; data and config errors (an uninstalled tracker, push_to_hub without a token
+included) are raised before ``DIR`` is touched. With ``push_to_hub=true``, ``model/`` is uploaded at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +49,7 @@ from textclf.data import TaskData, load_recipe_data, tokenize
 from textclf.errors import ConfigError
 from textclf.evaluation import validation_logits, validation_report
 from textclf.files import atomic_path, atomic_write_text
-from textclf.hardware import resolve_bf16
+from textclf.hardware import describe_machine, resolve_bf16
 from textclf.inference import Predictor, write_jsonl
 from textclf.losses import WeightedLoss, resolve_class_weights
 from textclf.metrics import (
@@ -54,7 +60,17 @@ from textclf.metrics import (
     tune_threshold,
 )
 from textclf.modeling import base_model_id, load_model, load_tokenizer, use_length_aware_attention
+from textclf.reporting import build_report
 from textclf.tasks import MULTI_LABEL, REGRESSION
+from textclf.tracking import (
+    check_hub_token,
+    check_trackers,
+    push_model,
+    tensorboard_dir,
+    tracking_callbacks,
+    tracking_environment,
+    trainer_report_to,
+)
 
 logger = logging.getLogger(__name__)
 LOWER_IS_BETTER = ("mse", "loss")
@@ -76,7 +92,8 @@ class TrainResult:
 
 def training_arguments(recipe: Recipe, output_dir: Path, metric: str, bf16: bool) -> TrainingArguments:
     """Map a recipe onto ``TrainingArguments`` (transformers 5 names: ``eval_strategy``,
-    ``train_sampling_strategy``, ``warmup_steps`` as a ratio when < 1)."""
+    ``train_sampling_strategy``, ``warmup_steps`` as a ratio when < 1). ``report_to`` holds the trackers the
+    Trainer sets up itself: TensorBoard comes from :func:`textclf.tracking.tracking_callbacks` instead."""
     evaluating = recipe.eval_strategy != "no"
     return TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
@@ -104,7 +121,7 @@ def training_arguments(recipe: Recipe, output_dir: Path, metric: str, bf16: bool
         logging_steps=recipe.logging_steps,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        report_to=recipe.report_to,
+        report_to=trainer_report_to(recipe.report_to),
         dataloader_num_workers=recipe.dataloader_num_workers,
         include_num_input_tokens_seen="all",  # padded tokens per step, for the padding fraction
     )
@@ -204,6 +221,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     class_weights = resolve_class_weights(recipe.class_weights, np.asarray(data.splits["train"]["label"]),
                                           data.label_names, data.problem_type)
     resume = _resume_path(recipe, output_dir)
+    check_trackers(recipe.report_to)
+    hub_token = check_hub_token() if recipe.push_to_hub else None
     tokenizer = load_tokenizer(recipe.model)
     set_seed(recipe.seed)  # the classification head's initialisation follows the recipe's seed
     model = load_model(recipe.model, data.label_names, data.problem_type, recipe.freeze_base,
@@ -226,8 +245,10 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
                for role in ("train", "validation")}
 
     save_recipe(recipe, output_dir / "config.yaml")
+    if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them
+        shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)
     args = training_arguments(recipe, output_dir, metric, bf16)
-    callbacks = list(callbacks or [])
+    callbacks = list(callbacks or []) + tracking_callbacks(recipe.report_to, output_dir)
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     loss_func = None if class_weights is None else WeightedLoss(  # weights on the device the Trainer puts the model
@@ -249,7 +270,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     if recipe.attn_implementation == "auto" and not torch.cuda.is_available():
         hook = use_length_aware_attention(model)
     started = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=resume)
+    with tracking_environment(recipe.report_to, output_dir):
+        train_output = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - started
     if hook is not None:
         hook.remove()
@@ -292,6 +314,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         "train_padding_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "bf16": bf16,
+        "hardware": describe_machine(),
         "threshold": predictor.threshold if data.problem_type == MULTI_LABEL else None,
         "threshold_tuned": data.problem_type == MULTI_LABEL and recipe.threshold == "auto",
         "class_weights": None if class_weights is None else dict(zip(data.label_names, class_weights)),
@@ -306,4 +329,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         with atomic_path(output_dir / "per_label.csv") as tmp:
             per_label_report(predicted, labels, data.label_names).to_csv(tmp, index=False)
     atomic_write_text(output_dir / "log_history.json", json.dumps(trainer.state.log_history, indent=1) + "\n")
+    build_report(output_dir)  # plots/, report.md, model/README.md
+    if recipe.push_to_hub:
+        push_model(output_dir, recipe.hub_model_id or output_dir.resolve().name, hub_token)
     return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
