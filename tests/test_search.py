@@ -262,6 +262,16 @@ def test_ray_backend_without_ray_names_the_extra(make_search_recipe, tmp_path, m
     assert not (tmp_path / "search").exists()
 
 
+def test_push_to_hub_without_a_token_fails_before_any_trial(make_search_recipe, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(ConfigError, match="push_to_hub=true needs a Hugging Face token"):
+        search(make_search_recipe("push_to_hub=true", retrain=True), tmp_path / "search")
+    assert not (tmp_path / "search").exists()
+
+
 def test_ray_space_refuses_keys_the_trainer_cannot_set(monkeypatch):
     from textclf.search_ray import ray_space
 

@@ -47,6 +47,7 @@ from textclf.config import ParamSpec, Recipe, load_recipe, parse_space, save_rec
 from textclf.data import TaskData, load_recipe_data
 from textclf.errors import ConfigError
 from textclf.files import atomic_path, atomic_write_text
+from textclf.tracking import check_hub_token
 from textclf.training import LOWER_IS_BETTER, train
 
 logger = logging.getLogger(__name__)
@@ -524,7 +525,8 @@ def search(recipe: Recipe, output_dir: str | Path, *, storage: str | None = None
 
     Raises:
         ConfigError, DataError (``TextclfError``): a bad recipe, data or storage, before any trial runs;
-            ConfigError also when ``search.backend=ray`` and Ray is not installed.
+            ConfigError also when ``search.backend=ray`` and Ray is not installed, and when the retrained best is to
+            be pushed (``push_to_hub=true``) and there is no Hugging Face token.
         WorkerError: a worker process failed or was killed (finished trials are kept: run again to resume).
     """
     if workers < 1:
@@ -535,6 +537,8 @@ def search(recipe: Recipe, output_dir: str | Path, *, storage: str | None = None
         from textclf.search_ray import require_ray
 
         require_ray()
+    if recipe.push_to_hub and cfg.retrain:  # only the retrained best is pushed: fail now, not after the trials
+        check_hub_token()
     specs = parse_space(cfg.space)
     if not specs:
         raise ConfigError("search.space is empty: give at least one recipe key to search, or leave space out "
