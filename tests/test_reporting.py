@@ -18,6 +18,7 @@ from textclf import tracking
 from textclf.cli import main
 from textclf.config import load_recipe
 from textclf.errors import ConfigError
+from textclf.inference import write_jsonl
 from textclf.modelcard import write_model_card
 from textclf.reporting import confusion_counts, expected_calibration_error, reliability_bins, write_plots
 from textclf.training import train, training_arguments
@@ -26,7 +27,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def assert_png(path):
@@ -140,6 +141,16 @@ def test_report_of_a_run_without_its_checkpoint(run_copy):
     assert {p.name for p in write_plots(run_copy)} == {"learning_curves.png", "confusion_matrix.png",
                                                        "reliability.png"}
     assert confusion_counts(run_copy)[0] == ["neg", "pos"]  # the labels seen, sorted
+
+
+def test_texts_with_unicode_line_separators_stay_one_prediction_each(run_copy):
+    # json.dumps(ensure_ascii=False) leaves U+2028, U+2029 and U+0085 unescaped; IMDb reviews have them.
+    path = run_copy / "predictions.jsonl"
+    rows = read_jsonl(path)
+    rows[0]["text"] = "first\u2028second\u2029third\x85fourth"
+    write_jsonl(path, rows)
+    names, counts = confusion_counts(run_copy)
+    assert counts.sum() == len(rows) == 16
 
 
 def test_report_verb_on_a_directory_that_is_not_a_run(capsys, tmp_path):
