@@ -150,6 +150,7 @@ def test_texts_with_unicode_line_separators_stay_one_prediction_each(run_copy):
     rows[0]["text"] = "first\u2028second\u2029third\x85fourth"
     write_jsonl(path, rows)
     names, counts = confusion_counts(run_copy)
+    assert names == ["neg", "pos"]
     assert counts.sum() == len(rows) == 16
 
 

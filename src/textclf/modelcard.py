@@ -20,7 +20,7 @@ from textclf.files import atomic_write_text
 from textclf.metrics import METRICS
 from textclf.modeling import base_model_id
 from textclf.reporting import markdown_table, metrics_rows
-from textclf.rundir import RunFiles, read_run
+from textclf.rundir import RunFiles, as_run
 from textclf.tasks import MULTI_LABEL, REGRESSION, get_task
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -163,7 +163,7 @@ def card_text(run: RunFiles, repo_id: str | None = None) -> str:
     return str(ModelCard(f"---\n{metadata}\n---\n\n" + "\n".join(body)))
 
 
-def write_model_card(run_dir: str | Path, repo_id: str | None = None) -> Path:
+def write_model_card(run_dir: str | Path | RunFiles, repo_id: str | None = None) -> Path:
     """Write ``DIR/model/README.md`` (see :func:`card_text`) atomically.
 
     Returns:
@@ -172,7 +172,7 @@ def write_model_card(run_dir: str | Path, repo_id: str | None = None) -> Path:
     Raises:
         DataError: ``run_dir`` is not a finished run, or has no checkpoint (search trials drop theirs).
     """
-    run = read_run(run_dir)
+    run = as_run(run_dir)
     if run.model_config is None:
         raise DataError(f"{run.run_dir} has no checkpoint (model/config.json) to describe: search trials keep "
                         "none; give a run directory from `textclf train`")

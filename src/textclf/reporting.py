@@ -25,7 +25,7 @@ import numpy as np
 
 from textclf.files import atomic_path, atomic_write_text
 from textclf.metrics import METRICS
-from textclf.rundir import RunFiles, read_run
+from textclf.rundir import RunFiles, as_run, read_run
 from textclf.tasks import REGRESSION, SINGLE_LABEL
 
 DPI = 100
@@ -42,7 +42,7 @@ def confusion_counts(run: RunFiles | str | Path) -> tuple[list[str], np.ndarray]
     Raises:
         ValueError: the run is not single-label classification.
     """
-    run = run if isinstance(run, RunFiles) else read_run(run)
+    run = as_run(run)
     if run.problem_type != SINGLE_LABEL:
         raise ValueError(f"{run.run_dir}: a confusion matrix needs single-label predictions, not {run.problem_type}")
     index = {name: i for i, name in enumerate(run.label_names)}
@@ -217,7 +217,7 @@ def plot_reliability(run: RunFiles, path: Path) -> Path:
     return _save(figure, path)
 
 
-def write_plots(run_dir: str | Path) -> list[Path]:
+def write_plots(run_dir: str | Path | RunFiles) -> list[Path]:
     """Draw the run's plots into ``DIR/plots/`` (see the module docstring for which ones a run gets).
 
     Returns:
@@ -226,7 +226,7 @@ def write_plots(run_dir: str | Path) -> list[Path]:
     Raises:
         DataError: ``run_dir`` is not a finished run.
     """
-    run = read_run(run_dir)
+    run = as_run(run_dir)
     out = run.run_dir / "plots"
     written = []
     if run.log_history is not None:
@@ -262,14 +262,14 @@ def metrics_rows(metrics: dict[str, Any]) -> list[list[Any]]:
     return [[m, metrics[f"eval_{m}"], floor.get(f"eval_{m}", "-")] for m in METRICS if f"eval_{m}" in metrics]
 
 
-def write_report(run_dir: str | Path, top_errors: int = 10) -> Path:
+def write_report(run_dir: str | Path | RunFiles, top_errors: int = 10) -> Path:
     """Write ``DIR/report.md``: metrics, training summary, the plots in ``DIR/plots/``, per-label results and the
     ``top_errors`` first rows of errors.csv (the most confident mistakes; regression: the largest errors).
 
     Raises:
         DataError: ``run_dir`` is not a finished run.
     """
-    run = read_run(run_dir)
+    run = as_run(run_dir)
     m, recipe = run.metrics, run.config
     parts = [f"# textclf run: {m.get('task') or run.run_dir.name}\n",
              (f"Model `{recipe.get('model', '?')}`, {run.problem_type.replace('_', ' ')}, "
@@ -305,7 +305,8 @@ def build_report(run_dir: str | Path) -> list[Path]:
     """
     from textclf.modelcard import write_model_card
 
-    written = [*write_plots(run_dir), write_report(run_dir)]
-    if (Path(run_dir) / "model" / "config.json").is_file():
-        written.append(write_model_card(run_dir))
+    run = read_run(run_dir)  # once, for all three
+    written = [*write_plots(run), write_report(run)]
+    if run.model_config is not None:
+        written.append(write_model_card(run))
     return written

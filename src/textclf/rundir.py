@@ -74,6 +74,12 @@ def _problem_type(model_config: dict[str, Any] | None, predictions: list[dict[st
     return REGRESSION if isinstance(gold, float) else SINGLE_LABEL
 
 
+def as_run(run: str | Path | RunFiles) -> RunFiles:
+    """``run`` itself when already read, else :func:`read_run` of that directory (so several reports built from
+    one run read its files once)."""
+    return run if isinstance(run, RunFiles) else read_run(run)
+
+
 def read_run(run_dir: str | Path) -> RunFiles:
     """Parse a run directory written by :func:`textclf.training.train`.
 
