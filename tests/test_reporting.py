@@ -184,6 +184,16 @@ def test_model_card_metrics_equal_metrics_json(trained_run):
     assert "## Intended use and limitations" in text and "majority class" in text
 
 
+@pytest.mark.parametrize("model", ["distilbert-base-uncased", "distilbert/distilbert-base-uncased"])
+def test_model_card_cites_hub_ids_with_or_without_an_owner(run_copy, model):
+    model_config = json.loads((run_copy / "model" / "config.json").read_text())
+    model_config["textclf"]["base_model"] = model
+    (run_copy / "model" / "config.json").write_text(json.dumps(model_config))
+    text = write_model_card(run_copy).read_text()
+    assert front_matter(text)["base_model"] == model
+    assert f"(https://huggingface.co/{model})" in text
+
+
 def test_model_card_of_a_registry_task_names_the_hub_base_model_and_dataset(run_copy):
     config = yaml.safe_load((run_copy / "config.yaml").read_text())
     config.update(task="sst2", model="bundled", hub_model_id="me/sst2-minilm")

@@ -47,6 +47,14 @@ def yaml_load(text: str) -> Any:
 
 DATA_FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 BUNDLED_MODEL = "bundled"
+# A Hugging Face Hub repository id: ``name`` (legacy ids such as bert-base-uncased) or ``owner/name``; letters,
+# digits, ``-``, ``_`` and ``.`` (huggingface_hub's repo-id rules, simplified).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def is_hub_id(model: str) -> bool:
+    """Whether ``model`` reads as a Hub repository id (:data:`HUB_ID`) and is not a local path."""
+    return bool(HUB_ID.match(model)) and not Path(model).exists()
 
 # The Trainer settings of the Hugging Face "Text classification" guide and the GLUE notebook
 # (lr 2e-5, batch 16, weight decay 0.01, fp32, random sampling, plain AdamW, no warmup).

@@ -11,10 +11,10 @@ model, which the user must check.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from textclf.config import is_hub_id
 from textclf.errors import DataError
 from textclf.files import atomic_write_text
 from textclf.metrics import METRICS
@@ -23,7 +23,6 @@ from textclf.reporting import markdown_table, metrics_rows
 from textclf.rundir import RunFiles, as_run
 from textclf.tasks import MULTI_LABEL, REGRESSION, get_task
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # Languages of the registry tasks' texts (ISO 639-1): GLUE, IMDb and GoEmotions are English, IndoNLU Indonesian.
 _LANGUAGE = {"smsa": "id"}
 _DEFAULT_LANGUAGE = "en"
@@ -35,11 +34,6 @@ HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_device
 METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1 (positive class)", "f1_macro": "F1 (macro)",
                 "f1_micro": "F1 (micro)", "matthews_correlation": "Matthews correlation", "pearson": "Pearson r",
                 "spearmanr": "Spearman rho", "mse": "Mean squared error"}
-
-
-def _on_the_hub(model: str) -> bool:
-    """Whether ``model`` reads as a Hub id (``owner/name``) rather than a local path."""
-    return bool(_HUB_ID.match(model)) and not Path(model).exists()
 
 
 def _base_model(run: RunFiles) -> str:
@@ -78,7 +72,7 @@ def card_data(run: RunFiles, model_name: str) -> Any:
                           metric_name=METRIC_NAMES.get(m, m), metric_value=run.metrics[f"eval_{m}"])
                for m in METRICS if f"eval_{m}" in run.metrics]
     return ModelCardData(library_name="transformers", pipeline_tag="text-classification",
-                         base_model=base if _on_the_hub(base) else None,
+                         base_model=base if is_hub_id(base) else None,
                          datasets=[dataset["id"]] if dataset["id"] else None, language=dataset["language"],
                          tags=["textclf", "text-classification", run.problem_type.replace("_", "-"),
                                *([dataset["name"]] if dataset["id"] else [])],
@@ -142,7 +136,7 @@ def card_text(run: RunFiles, repo_id: str | None = None) -> str:
     hyper.append(["bf16", str(m.get("bf16", "?"))])
     body = [f"# {name}\n",
             f"A {run.problem_type.replace('_', ' ')} model fine-tuned from "
-            + (f"[{base}](https://huggingface.co/{base})" if _on_the_hub(base) else f"`{base}`")
+            + (f"[{base}](https://huggingface.co/{base})" if is_hub_id(base) else f"`{base}`")
             + f" on {dataset['name']} with textclf. "
             + (f"Labels: {', '.join(run.label_names)}." if run.label_names else "It predicts one score.")
             + threshold + "\n",

@@ -29,7 +29,7 @@ from textclf.rundir import RunFiles, as_run, read_run
 from textclf.tasks import REGRESSION, SINGLE_LABEL
 
 DPI = 100
-N_BINS = 10  # Guo et al. 2017 use 15; 10 equal-width bins is the common choice (and scikit-learn's default)
+N_BINS = 10  # equal-width bins, a common choice for ECE (Guo et al. 2017 use 15)
 
 
 def confusion_counts(run: RunFiles | str | Path) -> tuple[list[str], np.ndarray]:

@@ -22,11 +22,11 @@ import importlib.util
 import logging
 import netrc
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from textclf.config import HUB_ID
 from textclf.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 _INSTALL = {"tensorboard": "pip install tensorboard (a textclf dependency)",
             "mlflow": "pip install 'textclf[tracking]'", "wandb": "pip install 'textclf[tracking]'"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def parse_report_to(value: str) -> list[str]:
@@ -56,7 +55,7 @@ def parse_report_to(value: str) -> list[str]:
 
 def check_hub_model_id(value: str | None) -> None:
     """Raise ConfigError unless ``value`` is None, ``name`` or ``owner/name`` (letters, digits, ``-``, ``_``, ``.``)."""
-    if value is not None and not _HUB_ID.match(value):
+    if value is not None and not HUB_ID.match(value):
         raise ConfigError(f"hub_model_id={value!r} is not a Hub repository id: use name or owner/name "
                           "(e.g. hub_model_id=me/sst2-minilm)")
 
