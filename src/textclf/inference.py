@@ -35,11 +35,12 @@ from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 Text = str | tuple[str, str]
 PRECISIONS = ("fp32", "bf16")
 # Padded tokens per forward pass. On this project's 2-core AMX CPU, 4,096 was the fastest budget at every length from
-# 32 to 512 tokens in bf16 (8,192 lost about 30% at 128-512 tokens, the activations outgrowing the caches): 8 rows at
-# 512 tokens ran 1.4x faster than 64 (benchmarks/inference.py).
+# 32 to 512 tokens in bf16 (8,192 lost about 30% at 128-512 tokens, the activations outgrowing the caches); IMDb
+# reviews ran 1.5x faster than in batches of 64 (benchmarks/inference.py --max-batch-tokens; docs/results.md).
 MAX_BATCH_TOKENS = 4096
 # Batches pad to a multiple of this many tokens: fewer distinct shapes, so oneDNN's kernels (created once per shape)
-# are reused; cost at most 7 pad tokens per row. SST-2 validation in bf16: 1,438 texts/s against 1,171 unpadded.
+# are reused; cost at most 7 pad tokens per row. SST-2 validation, first bf16 pass: 1,438 texts/s against 1,171
+# unpadded (docs/results.md).
 PAD_TO_MULTIPLE_OF = 8
 
 
