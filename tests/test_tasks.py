@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from textclf.config import shipped_recipe
+from textclf.config.recipes import shipped_recipe
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS, get_task
 
 # Expected values from the GLUE paper (Table 1 metrics), the Hub datasets' column names and the label ids of

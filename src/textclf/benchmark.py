@@ -17,10 +17,8 @@ scores. We report that average over the GLUE tasks that ran and say how many the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,32 +27,14 @@ from typing import Any
 
 from textclf.errors import ConfigError, DataError, TextclfError
 from textclf.files import atomic_write_text
-from textclf.tasks import get_task
+from textclf.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASKS = ("imdb", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "smsa", "goemotions")
-GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-
-# The metric a task is ranked by, then the others shown beside it (all as reported in metrics.json).
-HEADLINE = {
-    "imdb": ("accuracy",), "cola": ("matthews_correlation", "accuracy"), "sst2": ("accuracy",),
-    "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearmanr"), "qqp": ("f1", "accuracy"),
-    "mnli": ("accuracy",), "mnli-mm": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",),
-    "wnli": ("accuracy",), "smsa": ("f1_macro", "accuracy"), "goemotions": ("f1_micro", "f1_macro"),
-}
-# The metrics GLUE averages into a task's score (Wang et al. 2019, Table 1).
-GLUE_METRICS = {"cola": ("matthews_correlation",), "sst2": ("accuracy",), "mrpc": ("f1", "accuracy"),
-                "stsb": ("pearson", "spearmanr"), "qqp": ("f1", "accuracy"), "mnli": ("accuracy",),
-                "mnli-mm": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",), "wnli": ("accuracy",)}
-REFERENCES = {  # points (x100); DistilBERT: Sanh et al. 2019 Tables 1-2; MiniLM: the MiniLM README (L6xH384)
-    "distilbert": {"cola": 51.3, "mnli": 82.2, "mrpc": 87.5, "qnli": 89.2, "qqp": 88.5, "rte": 59.9,
-                   "sst2": 91.3, "stsb": 86.9, "wnli": 56.3, "imdb": 92.82},
-    "minilm_l6_h384": {"mnli": 83.3, "sst2": 91.5, "qnli": 90.5, "cola": 47.5, "rte": 68.8, "mrpc": 88.9,
-                       "qqp": 90.6},
-}
-# Labelled splits scored besides validation: IMDb's and GoEmotions' test sets carry labels, as does SmSA's.
-EXTRA_SPLITS = {"imdb": ("test",), "goemotions": ("test",), "smsa": ("test",), "mnli": ("validation_mismatched",)}
+# GLUE's nine tasks (MNLI once: its matched and mismatched scores are averaged into one), in registry order.
+GLUE_TASKS = tuple(name for name, spec in TASKS.items() if spec.glue_file and name != "mnli-mm")
+REFERENCE_MODELS = ("distilbert", "minilm_l6_h384")  # TaskSpec.published keys, as the table's columns
 
 # Budgets: recipe overrides per run. "full" is the shipped recipes as they are; "tiny" is a slice of every
 # task for CI (it checks structure and that each score clears the majority class, not quality).
@@ -96,7 +76,7 @@ class Row:
     @property
     def headline(self) -> str:
         """The metric the task is ranked by."""
-        return HEADLINE.get(self.task, ("accuracy",))[0]
+        return get_task(self.task).headline_metrics[0]
 
 
 def _strip(metrics: dict[str, Any]) -> dict[str, float]:
@@ -106,7 +86,7 @@ def _strip(metrics: dict[str, Any]) -> dict[str, float]:
 
 def _has_train_split(task: str, data_dir: str | None) -> str | None:
     """None when the task's train split loads, else the reason it does not."""
-    from textclf.data import load_task_split
+    from textclf.data.loading import load_task_split
 
     spec = get_task(task)
     try:
@@ -120,8 +100,8 @@ def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Seque
              data_dir: str | None = None, checkpoint: str | None = None, test_precision: str = "fp32") -> list[Row]:
     """Train (or, with ``checkpoint``, only evaluate) one task and score every labelled split it has.
 
-    The validation split is scored in fp32 by :func:`textclf.training.train`; the extra splits (:data:`EXTRA_SPLITS`)
-    in ``test_precision``.
+    The validation split is scored in fp32 by :func:`textclf.training.finetune.train`; the extra splits
+    (``TaskSpec.extra_splits``) in ``test_precision``.
 
     Returns:
         One :class:`Row` per split scored; a single row with a non-"ok" status when the task cannot run
@@ -131,8 +111,8 @@ def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Seque
         ConfigError: an unknown budget or a bad override.
     """
     from textclf.config import load_recipe
-    from textclf.evaluation import evaluate_checkpoint
-    from textclf.training import train
+    from textclf.evaluation.checkpoint import evaluate_checkpoint
+    from textclf.training.finetune import train
 
     if budget not in BUDGETS:
         raise ConfigError(f"budget={budget!r} is not known: use one of {', '.join(BUDGETS)}")
@@ -153,8 +133,7 @@ def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Seque
         if data_dir:
             items.append(f"data.data_dir={data_dir}")
         recipe = load_recipe(task, items)
-        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
-            result = train(recipe, output_dir / task)
+        result = train(recipe, output_dir / task)
         model_dir = str(result.model_dir)
         first = Row(task=task, split=validation, metrics=_strip(result.metrics),
                     majority=_strip(result.metrics["majority_baseline"]),
@@ -169,7 +148,7 @@ def run_task(task: str, output_dir: Path, budget: str = "full", overrides: Seque
                                         max_samples=TINY_TEST_SAMPLES if tiny else None)
             rows.append(Row(task=task, split=split, metrics=_strip(found), majority=_strip(found["majority_baseline"]),
                             run_dir=model_dir))
-    for split in EXTRA_SPLITS.get(task, ()):
+    for split in spec.extra_splits:
         target = "mnli-mm" if split == "validation_mismatched" else task
         try:
             found = evaluate_checkpoint(model_dir, target, split=None if target == "mnli-mm" else split,
@@ -199,9 +178,10 @@ def glue_scores(rows: Sequence[Row]) -> dict[str, Any]:
     per_task: dict[str, float] = {}
     mnli: list[float] = []
     for row in rows:
-        if row.status != "ok" or row.task not in GLUE_METRICS or not row.split.startswith("validation"):
+        glue_metrics = get_task(row.task).glue_metrics
+        if row.status != "ok" or not glue_metrics or not row.split.startswith("validation"):
             continue
-        values = [row.metrics[m] for m in GLUE_METRICS[row.task] if m in row.metrics]
+        values = [row.metrics[m] for m in glue_metrics if m in row.metrics]
         if not values:
             continue
         score = 100 * sum(values) / len(values)
@@ -238,7 +218,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {row.task} | {row.split} | {row.headline} | – | – | "
                          f"{_ref('distilbert', row)} | {_ref('minilm_l6_h384', row)} | {row.status} | | | |")
             continue
-        others = ", ".join(f"{m} {_fmt(row.metrics[m])}" for m in HEADLINE.get(row.task, ())[1:] if m in row.metrics)
+        others = ", ".join(f"{m} {_fmt(row.metrics[m])}" for m in get_task(row.task).headline_metrics[1:]
+                           if m in row.metrics)
         split = row.split if row.precision == "fp32" else f"{row.split} ({row.precision})"
         lines.append(f"| {row.task} | {split} | {row.headline} | {_fmt(row.metrics.get(row.headline))} | "
                      f"{_fmt(row.majority.get(row.headline))} | {_ref('distilbert', row)} | "
@@ -261,7 +242,7 @@ def _ref(source: str, row: Row) -> str:
     else:
         applies = row.split.startswith("validation") and row.split != "validation_mismatched" \
             and row.task != "mnli-mm"
-    value = REFERENCES[source].get(row.task) if applies else None
+    value = get_task(row.task).published.get(source) if applies else None
     return "–" if value is None else f"{value:g}"
 
 

@@ -35,15 +35,24 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False), flush=True)
 
 
+def _set_threads(torch_num_threads: int | None) -> None:
+    """The recipe's ``torch_num_threads``, for this process (a library call leaves torch's own setting)."""
+    if torch_num_threads:
+        import torch
+
+        torch.set_num_threads(torch_num_threads)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from textclf.config import load_recipe
-    from textclf.training import train
+    from textclf.training.finetune import train
 
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
     recipe = load_recipe(args.task_or_recipe, overrides)
     output_dir = Path(args.output_dir or Path("runs") / (recipe.task or Path(recipe.data.train_file or "run").stem))
+    _set_threads(recipe.torch_num_threads)
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
         result = train(recipe, output_dir)
     _print_json({"output_dir": str(result.output_dir), "model_dir": str(result.model_dir), **result.metrics})
@@ -51,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from textclf.evaluation import evaluate_checkpoint
+    from textclf.evaluation.checkpoint import evaluate_checkpoint
 
     _print_json(evaluate_checkpoint(args.model_dir, args.task_or_file, split=args.split, data_dir=args.data_dir,
                                     max_samples=args.max_samples, batch_size=args.batch_size,
@@ -61,11 +70,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from textclf.inference import Predictor
-    from textclf.streaming import predict_file
+    from textclf.inference.predictor import Predictor
+    from textclf.inference.streaming import predict_file
 
     if args.glue:
-        from textclf.submission import write_glue_submission
+        from textclf.inference.glue import write_glue_submission
 
         if args.texts or not args.output:
             raise DataError("--glue TASK writes leaderboard files: give --output DIR (and --input FILE, or nothing "
@@ -90,7 +99,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from textclf.export import export_checkpoint
+    from textclf.inference.export import export_checkpoint
 
     # The exporter (onnxscript), ONNX Runtime's optimizer and its quantizer (on the root logger) log every pass at
     # INFO, and the quantizer warns about a pre-processing step that does not apply to fused graphs: only errors are
@@ -131,9 +140,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         checkpoints[task] = path
     tasks = [t for t in args.tasks if "=" not in t]  # key=value items given among the task names are overrides
     overrides = [*args.overrides, *(t for t in args.tasks if "=" in t)]
-    results = run_benchmark(tasks or DEFAULT_TASKS, args.output_dir, budget=args.budget, overrides=overrides,
-                            data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision,
-                            readme=args.readme)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
+        results = run_benchmark(tasks or DEFAULT_TASKS, args.output_dir, budget=args.budget, overrides=overrides,
+                                data_dir=args.data_dir, checkpoints=checkpoints, test_precision=args.test_precision,
+                                readme=args.readme)
     print(f"wrote {Path(args.output_dir) / 'results.json'} and results.md", file=sys.stderr)
     _print_json(results["glue"])
     return 0
@@ -141,7 +151,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from textclf.config import load_recipe
-    from textclf.search import WorkerError, search
+    from textclf.training.search import WorkerError, search
 
     flags = {"n_trials": args.n_trials, "fraction": args.fraction, "pruner": args.pruner, "backend": args.backend,
              "retrain": False if args.no_retrain else None}
@@ -149,6 +159,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
     recipe = load_recipe(args.task_or_recipe, overrides)
+    _set_threads(recipe.torch_num_threads)
     name = recipe.task or Path(recipe.data.train_file or "run").stem
     output_dir = Path(args.output_dir or Path("runs") / f"search-{name}")
     try:
@@ -174,7 +185,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from textclf.reporting import build_report
+    from textclf.reports.summary import build_report
 
     _print_json({"written": [str(p) for p in build_report(args.run_dir)]})
     return 0
@@ -182,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from textclf.config import load_recipe
-    from textclf.data import load_recipe_data, random_examples
+    from textclf.data.loading import load_recipe_data, random_examples
 
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
     data = load_recipe_data(load_recipe(args.task_or_file, overrides), with_test=args.split == "test")
@@ -202,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="fine-tune a model on a task, recipe or data file")
+    from textclf.config.recipes import keys_help
+
+    p = sub.add_parser("train", help="fine-tune a model on a task, recipe or data file", epilog=keys_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task_or_recipe", help="task name (sst2, cola, imdb, ...), recipe .yaml, or data file")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="recipe overrides, e.g. model=DIR max_train_samples=2000 learning_rate=3e-5")
@@ -324,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the Rust tokenizer
+    os.environ.setdefault("MPLBACKEND", "Agg")  # plots are files: no display needed (search's pyplot plots)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_warning() if args.verbose else hf_logging.set_verbosity_error()

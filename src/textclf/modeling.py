@@ -1,15 +1,22 @@
-"""Load a pretrained encoder with a sequence-classification head, described by its own config."""
+"""Load a pretrained encoder with a sequence-classification head, described by its own config, and read its outputs.
+
+The head's meaning follows ``config.problem_type`` (transformers' convention): softmax over classes for
+single-label, a sigmoid per label for multi-label, the raw value for regression (:func:`scores_from_logits`,
+:func:`predictions_from_logits`). Training, evaluation and inference all decode logits here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy.special import expit, softmax
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from textclf.config import BUNDLED_MODEL
 from textclf.errors import ModelError
-from textclf.tasks import REGRESSION
+from textclf.tasks import MULTI_LABEL, REGRESSION
 
 
 def resolve_model_path(model: str) -> str:
@@ -136,3 +143,31 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
         for param in loaded.base_model.parameters():
             param.requires_grad = False
     return loaded
+
+
+def scores_from_logits(logits: np.ndarray, problem_type: str) -> np.ndarray:
+    """Turn logits into the scores a user sees.
+
+    Args:
+        logits: (num_examples, num_labels) float.
+        problem_type: softmax for single-label, sigmoid for multi-label, identity for regression.
+
+    Returns:
+        (num_examples, num_labels) float64: class probabilities, per-label probabilities, or the score.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if problem_type == REGRESSION:
+        return logits
+    if problem_type == MULTI_LABEL:
+        return expit(logits)
+    return softmax(logits, axis=-1)
+
+
+def predictions_from_logits(logits: np.ndarray, problem_type: str, threshold: float = 0.5) -> np.ndarray:
+    """(num_examples,) int64 class ids, (num_examples,) float scores, or (num_examples, num_labels) 0/1 ints."""
+    logits = np.asarray(logits)
+    if problem_type == REGRESSION:
+        return logits.reshape(len(logits), -1)[:, 0].astype(np.float64)
+    if problem_type == MULTI_LABEL:
+        return (expit(logits.astype(np.float64)) >= threshold).astype(np.int64)
+    return logits.argmax(axis=-1).astype(np.int64)
