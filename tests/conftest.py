@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,3 +201,50 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     recipe = load_recipe(str(train_file), fast_overrides(tiny_model_dir, f"validation_file={validation_file}"))
     result = train(recipe, root / "run")
     return {"result": result, "recipe": recipe, "train_file": train_file, "validation_file": validation_file}
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the shared tiny run (without its Trainer checkpoints) that a test may change."""
+    return shutil.copytree(trained_run["result"].output_dir, tmp_path / "run",
+                           ignore=shutil.ignore_patterns("checkpoints"))
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_jsonl(path: Path) -> list:
+    """The JSON values of a JSON Lines file, split at \\n only (texts may hold U+2028)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def assert_png(path: Path) -> None:
+    """A complete PNG of a size a person can read: 300 to 4000 pixels a side."""
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        width, height = image.size
+    assert 300 <= width <= 4000 and 300 <= height <= 4000, (path.name, width, height)
+
+
+def front_matter(text: str) -> dict:
+    """The YAML block between the first two ``---`` lines of a model card, parsed."""
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def set_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], avx512_bf16: bool = False,
+            amx_tile: bool = False) -> None:
+    """Pretend to be a CPU-only machine with these /proc/cpuinfo flags and torch probe answers."""
+    import torch
+
+    from textclf import hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx_tile, raising=False)
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: set(flags))
+

@@ -220,3 +220,12 @@ def test_train_then_evaluate(capsys, tiny_model_dir, sentiment_files, tmp_path):
 
     assert main(["evaluate", str(out / "model"), str(valid), "--max-samples", "5"]) == 0
     assert json.loads(capsys.readouterr().out)["eval_examples"] == 5
+
+
+def test_output_dir_that_is_a_file_is_one_error_line(capsys, sentiment_files, tmp_path):
+    train_file, _ = sentiment_files
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory\n")
+    line = one_error_line(capsys, ["train", str(train_file), "--output-dir", str(taken)])
+    assert f"output directory {taken} is a file" in line and "--output-dir" in line
+    assert taken.read_text() == "not a directory\n"

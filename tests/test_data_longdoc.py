@@ -13,11 +13,11 @@ from conftest import sentiment_rows
 from transformers import AutoModelForSequenceClassification
 
 from textclf.config import load_recipe
+from textclf.data.longdoc import SAMPLE_MAPPING, check_truncation, encode_texts, pool_chunks
 from textclf.data.tokenization import tokenize
 from textclf.errors import ConfigError
 from textclf.evaluation import evaluate_checkpoint
 from textclf.inference import Predictor
-from textclf.data.longdoc import SAMPLE_MAPPING, check_truncation, encode_texts, pool_chunks
 from textclf.training import train
 
 # 300 distinct words with a literal "[SEP]" in the middle (content, not a special token): well over 32 tokens.

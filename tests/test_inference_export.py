@@ -12,8 +12,8 @@ from transformers import pipeline
 from textclf.cli import main
 from textclf.errors import ConfigError, ModelError
 from textclf.evaluation import evaluate_checkpoint
-from textclf.inference.export import export_checkpoint
 from textclf.inference import Predictor
+from textclf.inference.export import export_checkpoint
 
 # 1 to ~120 tokens, long and short interleaved: batches are padded, and sorting has to restore the order.
 TEXTS = [f"text {i}: " + "the film was a long, slow and strangely moving meditation " * (i % 9) + ("good" if i % 2

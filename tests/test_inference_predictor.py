@@ -14,8 +14,8 @@ from transformers import pipeline
 from textclf.errors import ConfigError, ModelError
 from textclf.inference import Predictor
 from textclf.inference.predictor import length_batches, rows_to_texts
-from textclf.reports.rundir import write_jsonl
 from textclf.modeling import label_maps, load_model, load_tokenizer
+from textclf.reports.rundir import write_jsonl
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 # From 1 to about 120 tokens, long and short interleaved so length-sorted batching has to restore the order.

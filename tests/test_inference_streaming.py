@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
+from textclf.data.tables import count_rows, iter_table
 from textclf.errors import DataError
 from textclf.inference import Predictor
-from textclf.modeling import load_model, load_tokenizer
-from textclf.data.tables import count_rows, iter_table
 from textclf.inference.streaming import predict_file
+from textclf.modeling import load_model, load_tokenizer
 from textclf.tasks import MULTI_LABEL
 
 TEXTS = [f"review {i}: " + "a rather long and winding sentence " * (i % 7) + ("good" if i % 3 else "bad")

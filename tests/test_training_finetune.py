@@ -8,17 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import set_cpu
 from safetensors.torch import load_file
 from transformers import pipeline
 
 import textclf.training.trainer
-from textclf import hardware
 from textclf.config import load_recipe
 from textclf.errors import ConfigError, DataError
 from textclf.evaluation import evaluate_checkpoint
 from textclf.inference import Predictor
 from textclf.training import train
-from textclf.training.trainer import training_arguments
 
 
 def read_jsonl(path):
@@ -229,53 +228,6 @@ def test_multi_label_run_reports_f1_micro(fast_recipe, make_file, tmp_path):
 
 # --- bf16 -------------------------------------------------------------------------------------------------------
 
-def set_cpu(monkeypatch, flags, avx512_bf16=False, amx_tile=False):
-    """Pretend to be a CPU-only machine with these /proc/cpuinfo flags and torch probe answers."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx_tile, raising=False)
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: set(flags))
-
-
-@pytest.mark.parametrize("flags, probes, expected", [
-    ({"avx2", "fma"}, (False, False), False),
-    ({"avx512f", "avx512_bf16"}, (False, False), True),
-    ({"amx_tile", "amx_bf16"}, (False, False), True),
-    ({"avx2"}, (True, False), True),    # torch's own AVX512-BF16 probe
-    ({"amx_tile"}, (False, True), False),  # AMX tiles without the bf16 instructions
-    ({"amx_tile", "amx_bf16"}, (False, True), True),
-])
-def test_cpu_bf16_detection(monkeypatch, flags, probes, expected):
-    set_cpu(monkeypatch, flags, *probes)
-    assert hardware.cpu_has_native_bf16() is expected
-    assert hardware.bf16_available() is expected
-
-
-def test_cpu_flags_are_read_from_proc_cpuinfo(monkeypatch, tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx512_bf16 amx_tile\n"
-                       "bugs\t\t: spectre_v1\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    monkeypatch.setattr(hardware, "Path", lambda _: cpuinfo)
-    assert hardware._cpu_flags() == {"fpu", "sse2", "avx512_bf16", "amx_tile"}
-    monkeypatch.setattr(hardware, "Path", lambda _: tmp_path / "missing")
-    assert hardware._cpu_flags() == set()
-
-
-def test_resolve_bf16_without_native_bf16(monkeypatch):
-    set_cpu(monkeypatch, {"avx2"})
-    assert hardware.resolve_bf16("auto") is False
-    assert hardware.resolve_bf16("false") is False
-    with pytest.raises(ConfigError, match="bf16=true"):
-        hardware.resolve_bf16("true")
-
-
-def test_resolve_bf16_with_native_bf16(monkeypatch):
-    set_cpu(monkeypatch, {"avx512_bf16"})
-    assert hardware.resolve_bf16("auto") is True
-    assert hardware.resolve_bf16("true") is True
-    assert hardware.resolve_bf16("false") is False
-
-
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_auto_follows_the_hardware_in_a_run(fast_recipe, sentiment_files, tmp_path, monkeypatch, native):
     set_cpu(monkeypatch, {"avx512_bf16"} if native else {"avx2"})
@@ -293,26 +245,6 @@ def test_bf16_true_without_native_bf16_is_a_config_error(fast_recipe, sentiment_
     assert not (tmp_path / "run").exists()
 
 
-# --- recipe -> TrainingArguments --------------------------------------------------------------------------------
-
-def test_training_arguments_follow_the_recipe(tmp_path):
-    recipe = load_recipe("sst2", ["preset=reference", "warmup_ratio=0.1", "eval_strategy=steps", "eval_steps=7",
-                                  "seed=3", "gradient_accumulation_steps=2"])
-    args = training_arguments(recipe, tmp_path, "accuracy", bf16=False)
-    assert args.output_dir == str(tmp_path / "checkpoints")
-    assert (args.learning_rate, args.per_device_train_batch_size, args.weight_decay) == (2e-5, 16, 0.01)
-    assert args.optim == "adamw_torch"
-    assert args.train_sampling_strategy == "random"
-    assert args.warmup_steps == 0.1
-    assert args.gradient_accumulation_steps == 2
-    assert args.eval_strategy == "steps" and args.save_strategy == "steps"
-    assert args.eval_steps == 7 and args.save_steps == 7
-    assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy" and args.greater_is_better
-    assert args.seed == args.data_seed == 3
-    assert args.bf16 is False
-    assert training_arguments(recipe, tmp_path, "loss", bf16=False).greater_is_better is False
-
-
 def test_early_stopping_ends_the_run_when_the_metric_stalls(fast_recipe, sentiment_files, tmp_path):
     # A learning rate of 1e-12 leaves the model as it was: the metric never improves, so with patience 1
     # the run stops after the second evaluation instead of running its 5 epochs.
@@ -324,27 +256,6 @@ def test_early_stopping_ends_the_run_when_the_metric_stalls(fast_recipe, sentime
 
 
 # --- layer-wise learning-rate decay -------------------------------------------------------------------------------
-
-def test_layerwise_groups_decay_the_learning_rate_from_head_to_embeddings(tiny_model_dir):
-    from textclf.modeling import load_model
-    from textclf.training.trainer import layerwise_parameter_groups
-
-    model = load_model(str(tiny_model_dir), ["neg", "pos"], "single_label_classification", freeze_embeddings=True)
-    groups = layerwise_parameter_groups(model, 1e-3, 0.5, weight_decay=0.01)
-    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
-    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
-    params = dict(model.named_parameters())
-    # 2 encoder blocks: head 1e-3, block 1 5e-4, block 0 2.5e-4, embeddings 1.25e-4
-    assert lr_of[id(params["classifier.weight"])] == lr_of[id(params["bert.pooler.dense.weight"])] == 1e-3
-    assert lr_of[id(params["bert.encoder.layer.1.attention.self.query.weight"])] == 5e-4
-    assert lr_of[id(params["bert.encoder.layer.0.output.dense.bias"])] == 2.5e-4
-    assert lr_of[id(params["bert.embeddings.position_embeddings.weight"])] == 1.25e-4
-    assert id(params["bert.embeddings.word_embeddings.weight"]) not in lr_of  # frozen: not optimised
-    assert wd_of[id(params["classifier.weight"])] == 0.01 and wd_of[id(params["classifier.bias"])] == 0.0
-    assert wd_of[id(params["bert.encoder.layer.0.output.LayerNorm.weight"])] == 0.0
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    assert sorted(map(id, trainable)) == sorted(lr_of)  # every trainable parameter exactly once
-
 
 def test_training_with_layerwise_decay_uses_the_groups(fast_recipe, sentiment_files, tmp_path, monkeypatch):
     from textclf.training import trainer as training

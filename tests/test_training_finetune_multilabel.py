@@ -12,8 +12,8 @@ from conftest import fast_overrides, write_table
 from textclf.config import load_recipe
 from textclf.errors import ConfigError
 from textclf.evaluation import evaluate_checkpoint
-from textclf.inference import Predictor
 from textclf.evaluation.metrics import THRESHOLD_GRID, compute
+from textclf.inference import Predictor
 from textclf.modeling import predictions_from_logits
 from textclf.tasks import MULTI_LABEL
 from textclf.training import train

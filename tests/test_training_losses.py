@@ -15,8 +15,9 @@ from sklearn.utils.class_weight import compute_class_weight
 from transformers import AutoModelForSequenceClassification
 
 from textclf.config import load_recipe
-from textclf.tasks import default_metrics
 from textclf.errors import ConfigError
+from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS, default_metrics, get_task
+from textclf.training import train
 from textclf.training.losses import (
     MAX_POS_WEIGHT,
     WeightedLoss,
@@ -24,8 +25,6 @@ from textclf.training.losses import (
     balanced_pos_weights,
     resolve_class_weights,
 )
-from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS, get_task
-from textclf.training import train
 
 # --- the weights ------------------------------------------------------------------------------------------------
 

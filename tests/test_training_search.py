@@ -19,6 +19,7 @@ from textclf.config import Recipe, load_recipe, parse_space
 from textclf.config.coercion import field_types
 from textclf.data.loading import load_recipe_data
 from textclf.errors import ConfigError
+from textclf.training import train
 from textclf.training.search import (
     PruningCallback,
     apply_params,
@@ -27,7 +28,6 @@ from textclf.training.search import (
     open_storage,
     search,
 )
-from textclf.training import train
 
 # Small enough for trials of a second or two: 32 of the 64 training rows, one epoch, two or four steps.
 SPACE = {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},

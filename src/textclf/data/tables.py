@@ -142,6 +142,7 @@ def iter_table(path: str | Path, chunk_rows: int | None = None, text_columns: Te
     try:
         if suffix == ".parquet":
             parquet = pq.ParquetFile(path)
+            text_columns = _pick(text_columns, [c for c in parquet.schema_arrow.names if columns is None or c in columns])
             if chunk_rows is None:
                 yield _texts_as_str(parquet.read(columns=columns).to_pandas(), text_columns)
                 return
