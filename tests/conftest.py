@@ -248,3 +248,24 @@ def set_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], avx512_bf16: bool 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx_tile, raising=False)
     monkeypatch.setattr(hardware, "_cpu_flags", lambda: set(flags))
 
+
+# The tasks CI's tiny benchmark runs: one of each kind of reference task (single texts: IMDb with its test split,
+# CoLA with MCC, SST-2; pairs: STS-B regression and WNLI classification; 3 classes in Indonesian: SmSA; multi-label:
+# GoEmotions; no train split in the mirror: QQP, MNLI, QNLI). MRPC and RTE (pairs, as WNLI and STS-B) are left out:
+# together they took longer than all the others (`textclf benchmark --budget tiny` still runs them).
+TINY_BENCHMARK_TASKS = ("imdb", "cola", "sst2", "stsb", "wnli", "smsa", "goemotions", "qqp", "mnli", "qnli")
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``textclf benchmark --budget tiny`` on :data:`TINY_BENCHMARK_TASKS` with the bundled model and the real
+    mirror, run once per session: {"code": exit code, "results": results.json, "dir": output directory}. Its
+    per-task run directories (``DIR/<task>/model``) serve the integration tests too."""
+    from textclf.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-benchmark")
+    code = main(["benchmark", *TINY_BENCHMARK_TASKS, "--budget", "tiny", "--output-dir", str(out),
+                 "--data-dir", str(mirror_path())])
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else None
+    return {"code": code, "results": results, "dir": out}
+

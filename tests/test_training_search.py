@@ -25,9 +25,9 @@ from textclf.training.search import (
     apply_params,
     default_study_name,
     objective_metric,
-    open_storage,
     search,
 )
+from textclf.training.study import open_storage
 
 # Small enough for trials of a second or two: 32 of the 64 training rows, one epoch, two or four steps.
 SPACE = {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},

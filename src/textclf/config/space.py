@@ -108,7 +108,7 @@ def parse_space(space: Any, hints: dict[str, Any]) -> list[ParamSpec]:
 
 @dataclass
 class SearchConfig:
-    """The ``search:`` section of a recipe: what ``textclf search`` tunes and how (see textclf.search).
+    """The ``search:`` section of a recipe: what ``textclf search`` tunes and how (see textclf.training.search).
 
     Attributes:
         space: recipe keys to ``{low, high, log, step}`` or ``{choices: [...]}`` (see :func:`parse_space`); a

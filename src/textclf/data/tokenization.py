@@ -15,7 +15,7 @@ def tokenize(ds: datasets.Dataset, tokenizer: Any, text_columns: tuple[str, ...]
     """Tokenize a split with a fast tokenizer in batches, to at most ``max_seq_length`` tokens per row.
 
     No padding here: the collator pads each batch to its own longest sequence (dynamic padding). ``truncation``
-    (see :mod:`textclf.longdoc`): ``head`` keeps the first tokens (pairs longest-first), ``head_tail`` the first
+    (see :mod:`textclf.data.longdoc`): ``head`` keeps the first tokens (pairs longest-first), ``head_tail`` the first
     ``head_tokens`` and the last ones; both give one row per example. ``chunks`` gives one row per window of
     ``max_seq_length`` tokens (consecutive windows share ``stride`` tokens), each with its example's
     ``keep_columns`` values (its label), so the result can be longer than ``ds``.
@@ -25,7 +25,7 @@ def tokenize(ds: datasets.Dataset, tokenizer: Any, text_columns: tuple[str, ...]
     strategy and its sizes are part of the fingerprint).
 
     Raises:
-        ConfigError: a bad strategy or sizes, or ``head_tail``/``chunks`` on sentence pairs (:mod:`textclf.longdoc`).
+        ConfigError: a bad strategy or sizes, or ``head_tail``/``chunks`` on sentence pairs (:mod:`textclf.data.longdoc`).
     """
     keep = [c for c in keep_columns if c in ds.column_names]
 

@@ -54,7 +54,7 @@ class Predictor:
         batch_size: at most this many model inputs per forward pass (texts, or windows with ``truncation="chunks"``).
         max_batch_tokens: at most this many padded tokens per forward pass (rows x longest row): long inputs go in
             smaller batches (:data:`MAX_BATCH_TOKENS`); None for fixed ``batch_size`` batches.
-        truncation, head_tokens, stride: how longer texts are cut (:mod:`textclf.longdoc`); each defaults to the
+        truncation, head_tokens, stride: how longer texts are cut (:mod:`textclf.data.longdoc`); each defaults to the
             value stored at training time (``config.textclf``), else ``"head"``, 128 and 128.
         precision: "fp32", or "bf16": the model's weights are cast to bfloat16 (in place) and the forward pass runs
             in bf16 (3.8x faster than fp32 on 512-token IMDb reviews on this project's AMX CPU; autocast, which
