@@ -204,7 +204,7 @@ def test_data_verb_prints_examples_with_label_names(capsys, sentiment_files):
 def test_train_then_evaluate(capsys, tiny_model_dir, sentiment_files, tmp_path):
     train_file, valid = sentiment_files
     out = tmp_path / "run"
-    argv = ["train", str(train_file), "--output-dir", str(out), f"model={tiny_model_dir}", "bf16=false",
+    argv = ["train", str(train_file), "--output-dir", str(out), f"model={tiny_model_dir}", "method=finetune", "bf16=false",
             "num_train_epochs=1", "per_device_train_batch_size=16", f"validation_file={valid}", "learning_rate=1e-3"]
     assert main(argv) == 0
     trained = json.loads(capsys.readouterr().out)  # stdout holds the result JSON and nothing else

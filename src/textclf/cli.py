@@ -45,7 +45,7 @@ def _set_threads(torch_num_threads: int | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from textclf.config import load_recipe
-    from textclf.training.finetune import train
+    from textclf.training.run import train
 
     overrides = list(args.overrides)
     if args.data_dir:

@@ -7,10 +7,12 @@ single-label, a sigmoid per label for multi-label, the raw value for regression 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.special import expit, softmax
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
@@ -42,12 +44,35 @@ def _load(loader: Any, model: str, **kwargs: Any) -> Any:
     try:
         return loader.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:  # missing files: OSError; a directory without config.json: ValueError
-        local = Path(path).exists()
-        hint = ("it is a local path but not a complete checkpoint (config.json, weights, tokenizer)" if local else
-                "it is not a local directory and the Hugging Face Hub could not serve it")
-        raise ModelError(f"cannot load model {model!r}: {hint} ({str(err).splitlines()[0]}). "
-                         "Fix: give model=bundled (offline all-MiniLM-L6-v2), a local checkpoint directory, "
-                         "or a Hub id with network access") from None
+        raise _load_error(model, path, err) from None
+
+
+def _load_error(model: str, path: str, err: Exception) -> ModelError:
+    local = Path(path).exists()
+    hint = ("it is a local path but not a complete checkpoint (config.json, weights, tokenizer)" if local else
+            "it is not a local directory and the Hugging Face Hub could not serve it")
+    return ModelError(f"cannot load model {model!r}: {hint} ({str(err).splitlines()[0]}). "
+                      "Fix: give model=bundled (offline all-MiniLM-L6-v2), a local checkpoint directory, "
+                      "or a Hub id with network access")
+
+
+def load_sentence_model(model: str, max_seq_length: int) -> Any:
+    """``model`` as a ``sentence_transformers.SentenceTransformer`` (a plain transformers encoder gets mean pooling,
+    as sentence-transformers builds it) that cuts texts at ``max_seq_length`` tokens, on the GPU when there is one.
+
+    Raises:
+        ModelError: the model cannot be found locally or on the Hub.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(model)
+    try:
+        body = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
+    except (OSError, ValueError) as err:
+        raise _load_error(model, path, err) from None
+    body.max_seq_length = max_seq_length
+    return body
 
 
 def load_tokenizer(model: str) -> Any:
@@ -171,3 +196,137 @@ def predictions_from_logits(logits: np.ndarray, problem_type: str, threshold: fl
     if problem_type == MULTI_LABEL:
         return (expit(logits.astype(np.float64)) >= threshold).astype(np.int64)
     return logits.argmax(axis=-1).astype(np.int64)
+
+
+EMBEDDING_HEAD_FILE = "head.safetensors"  # weight (num_labels, hidden_size), bias (num_labels,): float32
+EMBEDDING_METHODS = ("head", "setfit")  # the methods whose checkpoint is an encoder, a pooling and a linear head
+
+
+class EmbeddingClassifier(torch.nn.Module):
+    """A sentence encoder, its pooling (mean of the token states, or [CLS]; then L2 normalisation when the
+    sentence-transformers model has a Normalize module) and a linear head: what ``method=head`` and
+    ``method=setfit`` train (the head is scikit-learn's logistic regression, or ridge for regression, exported
+    as a weight matrix and bias). It has the interface :class:`~textclf.inference.predictor.Predictor` uses
+    (``model(**batch).logits``, ``config``, ``device``), so batching, bf16 and long documents work as for any
+    checkpoint.
+
+    A checkpoint directory is a sentence-transformers model (``modules.json``, the encoder's safetensors weights,
+    tokenizer, ``1_Pooling/config.json``) plus :data:`EMBEDDING_HEAD_FILE` (safetensors: no pickle), with
+    id2label, label2id, problem_type and ``textclf.method`` in its config.json. ``transformers.pipeline`` does
+    not know this head: load it with textclf (``Predictor.from_pretrained``) or sentence-transformers.
+
+    Args:
+        encoder: a transformers encoder (``AutoModel``) whose config carries the label maps.
+        weight: (num_labels, hidden_size) float; bias: (num_labels,) float.
+        pooling: ``mean`` or ``cls``; normalize: L2-normalise the pooled embedding first.
+    """
+
+    def __init__(self, encoder: PreTrainedModel, weight: torch.Tensor, bias: torch.Tensor, pooling: str = "mean",
+                 normalize: bool = False):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ModelError(f"pooling={pooling!r} is not supported by textclf's embedding head: use mean or cls")
+        self.encoder = encoder
+        self.config = encoder.config
+        self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(bias)
+        self.pooling, self.normalize = pooling, normalize
+
+    @property
+    def device(self) -> torch.device:
+        """The device the weights are on."""
+        return self.head.weight.device
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """(batch_size, hidden_size) sentence embeddings, pooled as sentence-transformers pools them."""
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:  # mean over the real tokens: (batch, seq, hidden) * (batch, seq, 1), summed over seq
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=-1) if self.normalize else pooled
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: Any) -> Any:
+        """``SequenceClassifierOutput`` whose ``logits`` are (batch_size, num_labels): the head on the embedding."""
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        embeddings = self.embed(input_ids, attention_mask, **inputs)
+        return SequenceClassifierOutput(logits=self.head(embeddings.to(self.head.weight.dtype)))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> EmbeddingClassifier:
+        """Load a checkpoint written by :func:`save_embedding_classifier`.
+
+        Raises:
+            ModelError: the head file or the pooling description is missing or unsupported.
+        """
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        path = Path(path)
+        if not (path / EMBEDDING_HEAD_FILE).is_file():
+            raise ModelError(f"{path} has no {EMBEDDING_HEAD_FILE}: it is not a textclf embedding-head checkpoint")
+        head = load_file(str(path / EMBEDDING_HEAD_FILE))
+        pooling, normalize = sentence_pooling(path)
+        return cls(AutoModel.from_pretrained(path), head["weight"], head["bias"], pooling, normalize)
+
+
+def sentence_pooling(path: str | Path) -> tuple[str, bool]:
+    """The pooling of a sentence-transformers model directory: (``mean`` or ``cls``, normalised or not), from its
+    ``modules.json`` and ``1_Pooling/config.json``; a plain transformers directory pools by mean, unnormalised
+    (what sentence-transformers builds for it).
+
+    Raises:
+        ModelError: a pooling textclf does not reproduce (max, weighted mean, ...).
+    """
+    path = Path(path)
+    if not (path / "modules.json").is_file():
+        return "mean", False
+    modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    pooling = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
+    if pooling is None:
+        return "mean", normalize
+    settings = json.loads((path / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+    if isinstance(settings.get("pooling_mode"), str):  # sentence-transformers 6: {"pooling_mode": "mean"}
+        modes = [settings["pooling_mode"]]
+    else:  # earlier versions: one boolean per mode
+        modes = [key.removeprefix("pooling_mode_") for key, on in settings.items()
+                 if key.startswith("pooling_mode") and on is True]
+    mode = {"mean_tokens": "mean", "mean": "mean", "cls_token": "cls", "cls": "cls"}.get(
+        modes[0] if len(modes) == 1 else "")
+    if mode is None:
+        raise ModelError(f"{path}: pooling {modes} is not supported by textclf's embedding head: use a model that "
+                         "pools by mean or [CLS], or method=finetune")
+    return mode, normalize
+
+
+def save_embedding_classifier(body: Any, weight: np.ndarray, bias: np.ndarray, path: Path, label_names: list[str],
+                              problem_type: str, meta: dict[str, Any]) -> None:
+    """Write an :class:`EmbeddingClassifier` checkpoint into ``path`` (an empty directory).
+
+    Args:
+        body: the ``sentence_transformers.SentenceTransformer`` (saved with its own ``save``: safetensors weights,
+            tokenizer, modules.json, pooling).
+        weight: (num_labels, hidden_size) and bias (num_labels,) of the linear head.
+        meta: textclf's metadata for config.json (``textclf``: method, task, text columns, max_seq_length, ...).
+    """
+    from safetensors.torch import save_file
+
+    body.save(str(path), safe_serialization=True)
+    save_file({"weight": torch.tensor(np.asarray(weight, dtype=np.float32)).contiguous(),
+               "bias": torch.tensor(np.asarray(bias, dtype=np.float32)).contiguous()}, str(path / EMBEDDING_HEAD_FILE))
+    config_path = path / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    id2label, label2id = label_maps(label_names, problem_type)
+    config.update(id2label={str(k): v for k, v in id2label.items()}, label2id=label2id, problem_type=problem_type,
+                  textclf=meta)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def is_embedding_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` holds an :class:`EmbeddingClassifier` checkpoint (its head file)."""
+    return (Path(path) / EMBEDDING_HEAD_FILE).is_file()

@@ -93,6 +93,10 @@ class Recipe:
     task: str | None = _key(None, "a registry task (sst2, cola, imdb, ...); null with data.train_file")
     model: str = _key(BUNDLED_MODEL, "a Hub id, a local checkpoint directory, or bundled (all-MiniLM-L6-v2, "
                                      "offline)")
+    # auto: SetFit below 64 labelled examples in the rarest class, fine-tuning from there on (textclf.training.run).
+    method: str = _key("auto", "auto (picks by examples per class, logged and in metrics.json), finetune (the "
+                               "Trainer), setfit (contrastive SetFit, then a head) or head (frozen encoder, "
+                               "logistic regression)")
     preset: str = _key("fast", "fast (textclf's CPU defaults) or reference (the HF guide's Trainer settings)")
     max_seq_length: int = _key(128, "tokens per model input; longer inputs are cut (SST-2's longest is 66)")
     # Sun et al. 2019 found head_tail best on IMDb; chunks averages the windows' logits per document.
@@ -164,6 +168,7 @@ class Recipe:
             ConfigError: naming the key, the bad value and the allowed values.
         """
         choices = {
+            "method": ("auto", "finetune", "setfit", "head"),
             "preset": PRESETS,
             "bf16": ("auto", "true", "false"),
             "train_sampling_strategy": ("random", "group_by_length", "sequential"),

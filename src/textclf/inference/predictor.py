@@ -27,7 +27,12 @@ from textclf.data.longdoc import (
 from textclf.errors import ConfigError, ModelError
 from textclf.hardware import bf16_available
 from textclf.inference.onnx_backend import OnnxClassifier, is_onnx_export
-from textclf.modeling import predictions_from_logits, scores_from_logits
+from textclf.modeling import (
+    EmbeddingClassifier,
+    is_embedding_checkpoint,
+    predictions_from_logits,
+    scores_from_logits,
+)
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 Text = str | tuple[str, str]
@@ -120,8 +125,12 @@ class Predictor:
             raise ModelError(f"{path} is not a checkpoint directory (no config.json): give the `model` directory "
                              "that `textclf train` wrote, e.g. runs/sst2/model")
         try:
-            model = (OnnxClassifier.from_pretrained(path) if is_onnx_export(path)
-                     else AutoModelForSequenceClassification.from_pretrained(path))
+            if is_onnx_export(path):
+                model = OnnxClassifier.from_pretrained(path)
+            elif is_embedding_checkpoint(path):  # method=head / setfit: encoder, pooling, linear head
+                model = EmbeddingClassifier.from_pretrained(path)
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
         except ModelError:
             raise

@@ -1,5 +1,5 @@
 """The run directory's files: written once by :func:`write_run`, read back by :func:`read_run` for reports and
-model cards (the layout is in :mod:`textclf.training.finetune`).
+model cards (the layout is in :mod:`textclf.training.run`).
 
 Everything is rebuilt from the files alone, so older runs and search trials (whose ``model/`` was removed) can be
 reported on too: a file a run does not have is None here. Every file is written atomically (a temporary file, then

@@ -1,38 +1,10 @@
-"""Fine-tune a classifier with ``transformers.Trainer`` and write a self-describing result directory.
-
-:func:`train` runs the stages in order: check the recipe and data (nothing is written before they pass), build the
-Trainer (:func:`textclf.training.trainer.build_trainer`), train, save the best checkpoint, judge the saved checkpoint
-(:func:`textclf.evaluation.checkpoint.evaluate_run`), write the run's files (:func:`textclf.reports.rundir.write_run`),
-build the plots, report and model card (:func:`textclf.reports.summary.build_report`) and, if asked, push to the Hub.
-
-``DIR/`` after :func:`train`::
-
-    config.yaml         the resolved recipe (written first, so a resumed run knows what it was)
-    checkpoints/        the Trainer's per-epoch checkpoints (for resume_from_checkpoint)
-    model/              the best checkpoint: safetensors weights, tokenizer, id2label/label2id, problem_type
-                        (multi-label: the decision threshold, textclf.threshold, tuned on validation), and
-                        README.md, its model card (textclf.reports.modelcard)
-    metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor,
-                        the threshold and class weights used, the hardware
-    predictions.jsonl   one line per validation example: texts, gold, predicted label, score
-    errors.csv          the misclassified examples, most confident first (regression: largest errors)
-    per_label.csv       precision, recall, F1 and support of every class / label on validation (not regression)
-    log_history.json    the Trainer's log history (losses and eval metrics per step/epoch)
-    plots/, report.md   learning curves, confusion matrix, calibration or regression scatter, and a summary
-                        (textclf.reports; ``textclf report DIR`` rebuilds them)
-    tensorboard/        TensorBoard event files when report_to names tensorboard (default; textclf.training.tracking)
-
-Every file is written atomically; data and config errors (an uninstalled tracker, push_to_hub without a token
-included) are raised before ``DIR`` is touched. With ``push_to_hub=true``, ``model/`` is uploaded at the end.
-"""
+"""Fine-tuning with ``transformers.Trainer``: the ``method=finetune`` fit of a run (:mod:`textclf.training.run`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,39 +14,21 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.config import Recipe, save_recipe
-from textclf.data.loading import TaskData, load_recipe_data
+from textclf.data.loading import TaskData
 from textclf.errors import ConfigError
-from textclf.evaluation.checkpoint import RunEvaluation, evaluate_run
-from textclf.files import atomic_path, atomic_write_text
-from textclf.hardware import describe_machine
-from textclf.hub import check_hub_token, push_model
-from textclf.inference.predictor import Predictor
 from textclf.modeling import use_length_aware_attention
-from textclf.reports.modelcard import write_model_card
-from textclf.reports.rundir import write_run
-from textclf.reports.summary import build_report
-from textclf.tasks import MULTI_LABEL
-from textclf.training.tracking import check_trackers, tensorboard_dir, tracking_callbacks, tracking_environment
-from textclf.training.trainer import best_model_metric, build_trainer, class_weights
+from textclf.training.tracking import tensorboard_dir, tracking_callbacks, tracking_environment
+from textclf.training.trainer import build_trainer
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainResult:
-    """What a training run produced.
+def resume_path(recipe: Recipe, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: None, the newest in ``DIR/checkpoints`` (``last``), or the directory given.
 
-    Attributes:
-        output_dir: the run directory; ``model_dir`` the best checkpoint inside it.
-        metrics: the contents of metrics.json (eval_* keys, train_runtime in seconds, ...).
+    Raises:
+        ConfigError: ``last`` without a checkpoint, or a directory that does not exist.
     """
-
-    output_dir: Path
-    model_dir: Path
-    metrics: dict[str, Any]
-
-
-def _resume_path(recipe: Recipe, output_dir: Path) -> str | None:
     if recipe.resume_from_checkpoint in (None, "", "false"):
         return None
     if recipe.resume_from_checkpoint in ("last", "true"):
@@ -88,50 +42,20 @@ def _resume_path(recipe: Recipe, output_dir: Path) -> str | None:
     return recipe.resume_from_checkpoint
 
 
-def _store_threshold(predictor: Predictor, model_dir: Path, threshold: float) -> None:
-    """Write the multi-label decision threshold into the checkpoint's config.json (``textclf.threshold``, which
-    :class:`~textclf.inference.predictor.Predictor` reads), atomically."""
-    path = model_dir / "config.json"
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config["textclf"] = {**config.get("textclf", {}), "threshold": float(threshold)}
-    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")  # PretrainedConfig's layout
-    predictor.model.config.textclf = {**(getattr(predictor.model.config, "textclf", None) or {}),
-                                      "threshold": float(threshold)}
-
-
-def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCallback] | None = None,
-          data: TaskData | None = None) -> TrainResult:
-    """Fine-tune ``recipe.model`` on ``recipe``'s data and write the run directory (see module docstring).
-
-    Args:
-        recipe: a validated recipe (:func:`textclf.config.load_recipe`).
-        output_dir: the run directory; created if needed. An existing run there is overwritten file by file
-            (each atomically), or resumed with ``resume_from_checkpoint=last``.
-        callbacks: extra ``TrainerCallback``s (textclf.training.search reports each evaluation to its trial with one); an
-            exception raised by one (e.g. ``optuna.TrialPruned``) ends training and propagates.
-        data: already loaded data to train on, instead of ``load_recipe_data(recipe)`` (whose sample caps and
-            seeded splits it then replaces): textclf.training.search gives every trial the same seeded subset.
+def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, *,
+                 callbacks: list[TrainerCallback] | None = None, resume: str | None = None) -> Trainer:
+    """Build the Trainer (:func:`textclf.training.trainer.build_trainer`), write ``config.yaml``, set up tracking
+    and early stopping, and train; the best checkpoint is loaded at the end (``load_best_model_at_end``).
 
     Returns:
-        A :class:`TrainResult`; ``metrics["eval_<metric>"]`` holds the best checkpoint's validation scores.
+        The trained ``Trainer``, with ``trainer.stats``: metrics.json's training facts (epoch, global_step,
+        train_loss, train_runtime in seconds, samples per second, real and padded tokens, bf16, best checkpoint,
+        and ``log_history``).
 
     Raises:
-        DataError, ConfigError, ModelError (all ``TextclfError``): bad data, recipe or model, raised before
-            anything is written to ``output_dir``.
+        ConfigError, ModelError: raised by build_trainer before anything is written.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ConfigError(f"output directory {output_dir} is a file, not a directory: give --output-dir a "
-                          "directory path (it is created if missing)")
-    # Check everything that can fail on the user's input before anything is written.
-    data = load_recipe_data(recipe) if data is None else data
-    metric = best_model_metric(recipe, data)
-    weights = class_weights(recipe, data)
-    resume = _resume_path(recipe, output_dir)
-    check_trackers(recipe.report_to)
-    hub_token = check_hub_token() if recipe.push_to_hub else None
     trainer = build_trainer(recipe, data, output_dir, metric, callbacks=list(callbacks or []))
-
     save_recipe(recipe, output_dir / "config.yaml")
     if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them
         shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)
@@ -143,25 +67,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
                 len(trainer.eval_dataset), trainer.args.bf16)
     started = time.perf_counter()
     train_output = _fit(trainer, recipe, output_dir, resume)
-    wall = time.perf_counter() - started
-
-    model_dir = output_dir / "model"
-    with atomic_path(model_dir) as tmp:  # weights, config and tokenizer only: no pickled training_args.bin
-        trainer.model.save_pretrained(tmp)
-        trainer.processing_class.save_pretrained(tmp)
-    # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
-    # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
-    predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
-    judged = evaluate_run(predictor, data, recipe.threshold)
-    if judged.threshold is not None:
-        _store_threshold(predictor, model_dir, judged.threshold)
-    metrics = _run_metrics(data, recipe, trainer, train_output, wall, metric, judged, weights)
-    write_run(output_dir, metrics, judged.predictions, judged.errors, judged.per_label, trainer.state.log_history)
-    build_report(output_dir)  # plots/, report.md, model/README.md
-    if recipe.push_to_hub:
-        push_model(model_dir, recipe.hub_model_id or output_dir.resolve().name, hub_token,
-                   prepare=lambda repo_id: write_model_card(output_dir, repo_id=repo_id))
-    return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
+    trainer.stats = _train_stats(trainer, train_output, time.perf_counter() - started)
+    return trainer
 
 
 def _fit(trainer: Trainer, recipe: Recipe, output_dir: Path, resume: str | None) -> Any:
@@ -178,10 +85,8 @@ def _fit(trainer: Trainer, recipe: Recipe, output_dir: Path, resume: str | None)
     return train_output
 
 
-def _run_metrics(data: TaskData, recipe: Recipe, trainer: Trainer, train_output: Any, wall: float, metric: str,
-                 judged: RunEvaluation, weights: list[float] | None) -> dict[str, Any]:
-    """metrics.json: the validation metrics, the majority-class floor, and how the run went (steps, seconds, tokens
-    seen with and without padding, hardware, threshold, class weights, data sources)."""
+def _train_stats(trainer: Trainer, train_output: Any, wall: float) -> dict[str, Any]:
+    """How the fit went: steps, seconds, tokens seen with and without padding, bf16, the best checkpoint."""
     args, state = trainer.args, trainer.state
     lengths = np.asarray([len(ids) for ids in trainer.train_dataset["input_ids"]])
     examples_seen = min(state.global_step * args.train_batch_size * args.gradient_accumulation_steps,
@@ -189,12 +94,7 @@ def _run_metrics(data: TaskData, recipe: Recipe, trainer: Trainer, train_output:
     real_tokens = float(lengths.mean()) * examples_seen if len(lengths) else 0.0
     padded_tokens = state.num_input_tokens_seen
     return {
-        "task": data.name,
-        **judged.metrics,
-        "metric_for_best_model": f"eval_{metric}",
-        "majority_baseline": judged.majority_baseline,
-        "train_examples": len(trainer.train_dataset),
-        "eval_examples": len(trainer.eval_dataset),
+        "train_examples": len(trainer.train_dataset),  # model inputs: examples, or windows with truncation=chunks
         "epoch": state.epoch,
         "global_step": state.global_step,
         "train_loss": train_output.training_loss,
@@ -205,9 +105,5 @@ def _run_metrics(data: TaskData, recipe: Recipe, trainer: Trainer, train_output:
         "train_padding_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
         "best_checkpoint": state.best_model_checkpoint,
         "bf16": args.bf16,
-        "hardware": describe_machine(),
-        "threshold": judged.threshold,
-        "threshold_tuned": data.problem_type == MULTI_LABEL and recipe.threshold == "auto",
-        "class_weights": None if weights is None else dict(zip(data.label_names, weights)),
-        "data_sources": data.sources,
+        "log_history": state.log_history,
     }

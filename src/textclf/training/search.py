@@ -6,7 +6,7 @@
     trials/<number>/       each trial's config.yaml, metrics.json and log_history.json (weights are deleted)
     trials.csv, .json      every trial: number, state, value, params_<key>, start, end, duration_s, worker
     best_recipe.yaml       the recipe with the best trial's values, for ``textclf train best_recipe.yaml``
-    best/                  that recipe trained on the full training data (textclf.training.finetune's run directory)
+    best/                  that recipe trained on the full training data (textclf.training.run's run directory)
     optimization_history.png, param_importances.png
     search.json            summary: study, storage, metric, direction, trials per state, best trial, best/ scores
 
@@ -45,7 +45,7 @@ from textclf.data.loading import TaskData, load_recipe_data
 from textclf.errors import ConfigError
 from textclf.files import atomic_write_text
 from textclf.hub import check_hub_token
-from textclf.training.finetune import train
+from textclf.training.run import choose_method, train
 from textclf.training.study import (
     ClaimLock,
     fail_dead_local_trials,
@@ -347,6 +347,10 @@ def search(recipe: Recipe, output_dir: str | Path, *, storage: str | None = None
         raise ConfigError("search.space is empty: give at least one recipe key to search, or leave space out "
                           "for the default space")
     full = load_recipe_data(recipe)
+    if recipe.method == "auto":  # every trial and the retrained best use the method the full data calls for
+        method, reason = choose_method(recipe, full)
+        logger.info("method %s for every trial: %s", method, reason)
+        recipe = dataclasses.replace(recipe, method=method)
     metric, direction = objective_metric(recipe, full)
     data = search_subset(full, cfg.fraction, cfg.seed)
     study_name = study_name or default_study_name(recipe)

@@ -1,0 +1,179 @@
+"""Sentence-embedding methods for small data: ``method=head`` (a frozen encoder and a linear head) and
+``method=setfit`` (SetFit: contrastive fine-tuning of the encoder, then the head), both written as an
+:class:`~textclf.modeling.EmbeddingClassifier` checkpoint.
+
+- ``head``: the encoder is frozen; every training text is embedded once (``sentence_transformers``'
+  ``SentenceTransformer.encode``, with the model's own pooling and normalisation) and scikit-learn fits the head:
+  logistic regression with its inverse regularisation ``C`` chosen by stratified cross-validation
+  (``LogisticRegressionCV``, 10 values from 1e-4 to 1e4) for classes, one such model per label for multi-label
+  (one-vs-rest), ridge regression with ``alpha`` chosen by leave-one-out (``RidgeCV``) for scores. It is the frozen
+  base of the Hugging Face course exercise done in seconds.
+- ``setfit``: the ``setfit`` library (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts")
+  fine-tunes the encoder on pairs of training texts (same label or not: cosine-similarity loss) and then fits its
+  logistic-regression head, with the library's defaults (batch 16, one epoch over the sampled pairs, body
+  learning rate 2e-5) and ``max_steps`` capped as its docs advise for larger sets (:data:`SETFIT_MAX_STEPS`).
+  Regression is not a SetFit task: it falls back to ``head`` (ridge), said in the log.
+
+Both take single texts (not sentence pairs: SetFit embeds one text at a time) with ``truncation=head``; the head
+is stored as safetensors weights (no pickle, joblib included).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textclf.config import Recipe
+from textclf.data.loading import TaskData
+from textclf.errors import ConfigError
+from textclf.modeling import base_model_id, load_sentence_model, save_embedding_classifier
+from textclf.tasks import MULTI_LABEL, REGRESSION
+
+logger = logging.getLogger(__name__)
+# Pair-steps of SetFit's body training at most (batch 16 pairs each). SetFit samples pairs until every text took
+# part ("oversampling"), which grows with the square of the data; its docs advise max_steps on larger sets. 500 steps
+# are 8,000 pairs, about 4 minutes on this project's 2-core CPU.
+SETFIT_MAX_STEPS = 500
+LOGISTIC_CS = 10  # LogisticRegressionCV's grid: 10 values of C, log-spaced from 1e-4 to 1e4 (its default)
+
+
+def check_embedding_method(method: str, recipe: Recipe, data: TaskData) -> None:
+    """Raise ConfigError when ``method`` (head or setfit) cannot train on ``data`` with ``recipe``.
+
+    Raises:
+        ConfigError: sentence pairs, a truncation other than head, or class weights given as a list.
+    """
+    if len(data.text_columns) > 1:
+        raise ConfigError(f"method={method} embeds single texts, and {data.name} has sentence pairs "
+                          f"({', '.join(data.text_columns)}): use method=finetune (or method=auto)")
+    if recipe.truncation != "head":
+        raise ConfigError(f"method={method} reads the first max_seq_length tokens of a text: use truncation=head, "
+                          "or method=finetune for head_tail / chunks")
+
+
+def _texts(data: TaskData, split: str) -> list[str]:
+    return [str(t) for t in data.splits[split][data.text_columns[0]]]
+
+
+def _balanced(recipe: Recipe) -> str | None:
+    if isinstance(recipe.class_weights, list):
+        raise ConfigError("class_weights as a list is for method=finetune: use class_weights=balanced or none")
+    return "balanced" if recipe.class_weights == "balanced" else None
+
+
+def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, problem_type: str, seed: int,
+                    class_weight: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the linear head on sentence embeddings and return it as logits' weight and bias.
+
+    Args:
+        embeddings: (num_examples, hidden_size) float32.
+        labels: (num_examples,) int class ids, (num_examples,) float scores, or (num_examples, num_labels) 0/1.
+        class_weight: ``"balanced"`` (scikit-learn's n / (k * count)) or None.
+
+    Returns:
+        (weight (num_labels, hidden_size), bias (num_labels,)) float32 such that ``embeddings @ weight.T + bias``
+        are the logits: softmax of them is the logistic regression's ``predict_proba`` (two classes: logits
+        ``[0, z]``), a sigmoid per label for multi-label, the ridge prediction for regression.
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if problem_type == REGRESSION:
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, np.asarray(labels, dtype=np.float64))
+        return ridge.coef_.reshape(1, -1).astype(np.float32), np.array([ridge.intercept_], dtype=np.float32)
+
+    def logistic(y: np.ndarray) -> Any:
+        counts = np.bincount(y)
+        folds = int(min(5, counts[counts > 0].min()))
+        if folds >= 2:
+            return LogisticRegressionCV(Cs=LOGISTIC_CS, cv=folds, max_iter=2000, class_weight=class_weight,
+                                        random_state=seed).fit(x, y)
+        return LogisticRegression(max_iter=2000, class_weight=class_weight, random_state=seed).fit(x, y)
+
+    if problem_type == MULTI_LABEL:
+        hot = np.asarray(labels).astype(np.int64)
+        weight = np.zeros((hot.shape[1], x.shape[1]), dtype=np.float32)
+        bias = np.zeros(hot.shape[1], dtype=np.float32)
+        for k in range(hot.shape[1]):
+            if hot[:, k].min() == hot[:, k].max():  # a label always (never) present in train: a constant logit
+                bias[k] = 10.0 if hot[0, k] else -10.0
+                continue
+            model = logistic(hot[:, k])
+            weight[k], bias[k] = model.coef_[0], model.intercept_[0]
+        return weight, bias
+    y = np.asarray(labels).astype(np.int64)
+    model = logistic(y)
+    num_labels = int(y.max()) + 1
+    weight = np.zeros((num_labels, x.shape[1]), dtype=np.float32)
+    bias = np.zeros(num_labels, dtype=np.float32)
+    classes = model.classes_.astype(int)
+    if len(classes) == 2:  # one decision function z for the second class: logits [0, z]
+        weight[classes[1]], bias[classes[1]] = model.coef_[0], model.intercept_[0]
+    else:  # multinomial: one row per class
+        weight[classes], bias[classes] = model.coef_, model.intercept_
+    return weight, bias
+
+
+def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir: Path,
+                         body: Any = None) -> dict[str, Any]:
+    """Train ``method`` (head or setfit) on ``data``'s train split and write the checkpoint into ``model_dir``.
+
+    Args:
+        body: the encoder as a ``SentenceTransformer`` (:func:`~textclf.modeling.load_sentence_model`), if the
+            caller loaded it already (a run loads it before writing anything, so a bad model fails first).
+
+    Returns:
+        Training facts for metrics.json: ``method``, ``train_runtime`` (seconds), ``global_step`` (SetFit's pair
+        steps; 0 for head), ``train_loss`` (SetFit's; None for head), ``log_history``.
+
+    Raises:
+        ConfigError: see :func:`check_embedding_method`; ModelError: the model cannot be loaded.
+    """
+    check_embedding_method(method, recipe, data)
+    labels = np.asarray(data.splits["train"]["label"])
+    texts = _texts(data, "train")
+    started = time.perf_counter()
+    body = body if body is not None else load_sentence_model(recipe.model, recipe.max_seq_length)
+    steps, loss, history = 0, None, []
+    if method == "setfit":
+        body, steps, loss, history = _setfit_body(body, recipe, texts, labels, data.problem_type)
+    embeddings = body.encode(texts, batch_size=recipe.per_device_eval_batch_size, convert_to_numpy=True,
+                             show_progress_bar=False)
+    weight, bias = fit_linear_head(embeddings, labels, data.problem_type, recipe.seed, _balanced(recipe))
+    meta = {"method": method, "task": data.name, "text_columns": list(data.text_columns),
+            "max_seq_length": recipe.max_seq_length, "truncation": "head", "base_model": base_model_id(recipe.model)}
+    save_embedding_classifier(body, weight, bias, model_dir, data.label_names, data.problem_type, meta)
+    return {"method": method, "train_runtime": round(time.perf_counter() - started, 2), "global_step": steps,
+            "train_loss": loss, "log_history": history}
+
+
+def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray,
+                 problem_type: str) -> tuple[Any, int, float | None, list[dict[str, Any]]]:
+    """Contrastive fine-tuning of the encoder with the setfit library; returns (the tuned SentenceTransformer,
+    steps, final loss, log history). The library's own head is not kept: :func:`fit_linear_head` fits it on the
+    tuned embeddings, as SetFit's second stage does."""
+    import datasets
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    strategy = "one-vs-rest" if problem_type == MULTI_LABEL else None
+    from sklearn.linear_model import LogisticRegression
+
+    model = SetFitModel(model_body=body, model_head=LogisticRegression(), multi_target_strategy=strategy)
+    column = [list(map(int, row)) for row in labels] if problem_type == MULTI_LABEL else labels.tolist()
+    train_set = datasets.Dataset.from_dict({"text": texts, "label": column})
+    with tempfile.TemporaryDirectory(prefix="textclf-setfit-") as scratch:
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, max_steps=SETFIT_MAX_STEPS,
+                                 seed=recipe.seed, save_strategy="no", report_to="none", logging_steps=10,
+                                 show_progress_bar=False)
+        trainer = Trainer(model=model, args=args, train_dataset=train_set)
+        trainer.train_embeddings(*trainer.dataset_to_parameters(train_set), args=args)  # SetFit's first stage
+        state = trainer.st_trainer.state
+        history = list(state.log_history)
+    steps = int(state.global_step)
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return model.model_body, steps, (float(losses[-1]) if losses else None), history

@@ -1,0 +1,220 @@
+"""A training run: from a recipe to a self-describing run directory, whatever the method.
+
+:func:`train` runs the stages in order: check the recipe and data (nothing is written before they pass), pick the
+method (:func:`choose_method`), fit it (:func:`textclf.training.finetune.fit_finetune`, or
+:func:`textclf.training.embedding.fit_embedding_method` for ``head`` / ``setfit``) into ``model/``, judge the saved
+checkpoint (:func:`textclf.evaluation.checkpoint.evaluate_run`), write the run's files
+(:func:`textclf.reports.rundir.write_run`), build the plots, report and model card
+(:func:`textclf.reports.summary.build_report`) and, if asked, push to the Hub.
+
+``DIR/`` after :func:`train`::
+
+    config.yaml         the resolved recipe (written first, so a resumed run knows what it was)
+    checkpoints/        method=finetune: the Trainer's per-epoch checkpoints (for resume_from_checkpoint)
+    model/              the best checkpoint: safetensors weights, tokenizer, id2label/label2id, problem_type,
+                        textclf.method (head / setfit: a sentence-transformers encoder and head.safetensors)
+                        (multi-label: the decision threshold, textclf.threshold, tuned on validation), and
+                        README.md, its model card (textclf.reports.modelcard)
+    metrics.json        final validation metrics (eval_* keys), train speed, the majority-class floor,
+                        the threshold and class weights used, the hardware
+    predictions.jsonl   one line per validation example: texts, gold, predicted label, score
+    errors.csv          the misclassified examples, most confident first (regression: largest errors)
+    per_label.csv       precision, recall, F1 and support of every class / label on validation (not regression)
+    log_history.json    the Trainer's (or SetFit's) log history (losses, eval metrics per step/epoch)
+    plots/, report.md   learning curves, confusion matrix, calibration or regression scatter, and a summary
+                        (textclf.reports; ``textclf report DIR`` rebuilds them)
+    tensorboard/        TensorBoard event files when report_to names tensorboard (default; textclf.training.tracking)
+
+Every file is written atomically; data and config errors (an uninstalled tracker, push_to_hub without a token
+included) are raised before ``DIR`` is touched. With ``push_to_hub=true``, ``model/`` is uploaded at the end.
+"""
+
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+
+from textclf.config import Recipe, save_recipe
+from textclf.data.loading import TaskData, load_recipe_data
+from textclf.errors import ConfigError
+from textclf.evaluation.checkpoint import evaluate_run
+from textclf.files import atomic_path, atomic_write_text
+from textclf.hardware import describe_machine
+from textclf.hub import check_hub_token, push_model
+from textclf.inference.predictor import Predictor
+from textclf.modeling import EMBEDDING_METHODS, load_sentence_model
+from textclf.reports.modelcard import write_model_card
+from textclf.reports.rundir import write_run
+from textclf.reports.summary import build_report
+from textclf.tasks import MULTI_LABEL, REGRESSION
+from textclf.training.embedding import check_embedding_method, fit_embedding_method
+from textclf.training.finetune import fit_finetune, resume_path
+from textclf.training.tracking import check_trackers, tensorboard_dir
+from textclf.training.trainer import best_model_metric, class_weights
+
+logger = logging.getLogger(__name__)
+METHODS = ("auto", "finetune", "setfit", "head")
+# method=auto: SetFit below this many labelled training examples per class (the rarest class counts), fine-tuning
+# from there on (benchmarks/few_shot.py measures the crossover).
+SETFIT_BELOW_PER_CLASS = 64
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        output_dir: the run directory; ``model_dir`` the best checkpoint inside it.
+        metrics: the contents of metrics.json (eval_* keys, train_runtime in seconds, ...).
+    """
+
+    output_dir: Path
+    model_dir: Path
+    metrics: dict[str, Any]
+
+
+def examples_per_class(data: TaskData) -> int:
+    """Labelled training examples of the rarest class (multi-label: of the rarest label that occurs); for
+    regression, the number of training examples."""
+    labels = np.asarray(data.splits["train"]["label"])
+    if data.problem_type == REGRESSION:
+        return int(len(labels))
+    counts = labels.sum(axis=0) if data.problem_type == MULTI_LABEL else np.bincount(labels.astype(int),
+                                                                                     minlength=data.num_labels)
+    present = counts[counts > 0]
+    return int(present.min()) if present.size else 0
+
+
+def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
+    """The method a run uses and why: ``recipe.method`` unless it is ``auto``, which picks SetFit for small data
+    (fewer than :data:`SETFIT_BELOW_PER_CLASS` examples in the rarest class) and fine-tuning otherwise; sentence
+    pairs, head_tail / chunks truncation and regression always fine-tune (SetFit embeds single texts into classes).
+
+    Returns:
+        (``finetune`` | ``setfit`` | ``head``, a one-line reason for the log and metrics.json).
+
+    Raises:
+        ConfigError: ``setfit`` or ``head`` asked for data they cannot take (pairs, long-document truncation).
+    """
+    if recipe.method not in METHODS:
+        raise ConfigError(f"method={recipe.method!r} is not allowed: use one of {', '.join(METHODS)}")
+    if recipe.method == "setfit" and data.problem_type == REGRESSION:
+        return "head", "method=setfit has no regression head: ridge regression on frozen embeddings (method=head)"
+    if recipe.method in EMBEDDING_METHODS:
+        check_embedding_method(recipe.method, recipe, data)
+        return recipe.method, f"method={recipe.method} as the recipe says"
+    if recipe.method == "finetune":
+        return "finetune", "method=finetune as the recipe says"
+    per_class = examples_per_class(data)
+    if len(data.text_columns) > 1:
+        return "finetune", "sentence pairs: SetFit embeds single texts"
+    if recipe.truncation != "head":
+        return "finetune", f"truncation={recipe.truncation} needs the fine-tuning path"
+    if data.problem_type == REGRESSION:
+        return "finetune", "regression: SetFit has no regression head"
+    if per_class < SETFIT_BELOW_PER_CLASS:
+        return "setfit", (f"{per_class} training examples in the rarest class (< {SETFIT_BELOW_PER_CLASS}): SetFit "
+                          "learns more from few examples than fine-tuning")
+    return "finetune", f"{per_class} training examples in the rarest class (>= {SETFIT_BELOW_PER_CLASS}): fine-tuning"
+
+
+def _store_threshold(predictor: Predictor, model_dir: Path, threshold: float) -> None:
+    """Write the multi-label decision threshold into the checkpoint's config.json (``textclf.threshold``, which
+    :class:`~textclf.inference.predictor.Predictor` reads), atomically."""
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["textclf"] = {**config.get("textclf", {}), "threshold": float(threshold)}
+    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")  # PretrainedConfig's layout
+    predictor.model.config.textclf = {**(getattr(predictor.model.config, "textclf", None) or {}),
+                                      "threshold": float(threshold)}
+
+
+def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCallback] | None = None,
+          data: TaskData | None = None) -> TrainResult:
+    """Fine-tune ``recipe.model`` on ``recipe``'s data and write the run directory (see module docstring).
+
+    Args:
+        recipe: a validated recipe (:func:`textclf.config.load_recipe`).
+        output_dir: the run directory; created if needed. An existing run there is overwritten file by file
+            (each atomically), or resumed with ``resume_from_checkpoint=last``.
+        callbacks: extra ``TrainerCallback``s (textclf.training.search reports each evaluation to its trial with one); an
+            exception raised by one (e.g. ``optuna.TrialPruned``) ends training and propagates.
+        data: already loaded data to train on, instead of ``load_recipe_data(recipe)`` (whose sample caps and
+            seeded splits it then replaces): textclf.training.search gives every trial the same seeded subset.
+
+    Returns:
+        A :class:`TrainResult`; ``metrics["eval_<metric>"]`` holds the best checkpoint's validation scores.
+
+    Raises:
+        DataError, ConfigError, ModelError (all ``TextclfError``): bad data, recipe or model, raised before
+            anything is written to ``output_dir``.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"output directory {output_dir} is a file, not a directory: give --output-dir a "
+                          "directory path (it is created if missing)")
+    # Check everything that can fail on the user's input before anything is written.
+    data = load_recipe_data(recipe) if data is None else data
+    method, reason = choose_method(recipe, data)
+    logger.info("method %s: %s", method, reason)
+    metric = best_model_metric(recipe, data)
+    weights = class_weights(recipe, data) if method == "finetune" else None
+    resume = resume_path(recipe, output_dir) if method == "finetune" else None
+    check_trackers(recipe.report_to)
+    hub_token = check_hub_token() if recipe.push_to_hub else None
+    body = load_sentence_model(recipe.model, recipe.max_seq_length) if method != "finetune" else None
+
+    model_dir = output_dir / "model"
+    if method == "finetune":
+        trainer = fit_finetune(recipe, data, output_dir, metric, callbacks=list(callbacks or []), resume=resume)
+        stats = trainer.stats
+        with atomic_path(model_dir) as tmp:  # weights, config and tokenizer only: no pickled training_args.bin
+            trainer.model.save_pretrained(tmp)
+            trainer.processing_class.save_pretrained(tmp)
+    else:
+        save_recipe(recipe, output_dir / "config.yaml")
+        shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)  # no event files: no Trainer here
+        with atomic_path(model_dir) as tmp:
+            stats = fit_embedding_method(method, recipe, data, tmp, body=body)
+    # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
+    # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
+    predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
+    judged = evaluate_run(predictor, data, recipe.threshold)
+    if judged.threshold is not None:
+        _store_threshold(predictor, model_dir, judged.threshold)
+    history = stats.pop("log_history")
+    metrics: dict[str, Any] = {
+        "task": data.name,
+        **judged.metrics,
+        "metric_for_best_model": f"eval_{metric}",
+        "majority_baseline": judged.majority_baseline,
+        "method": method,
+        "method_reason": reason,
+        "train_examples": len(data.splits["train"]),
+        "eval_examples": len(data.splits["validation"]),
+        **stats,
+        "hardware": describe_machine(),
+        "threshold": judged.threshold,
+        "threshold_tuned": data.problem_type == MULTI_LABEL and recipe.threshold == "auto",
+        "class_weights": None if weights is None else dict(zip(data.label_names, weights)),
+        "data_sources": data.sources,
+    }
+    floor = judged.majority_baseline.get(f"eval_{metric}")
+    if floor is not None and metric not in ("loss", "mse") and judged.metrics.get(f"eval_{metric}", floor) < floor:
+        logger.warning("eval_%s %.4f is below the majority-class floor %.4f: the model learned less than always "
+                       "predicting the most frequent label (too little data or too few steps?)", metric,
+                       judged.metrics[f"eval_{metric}"], floor)
+    write_run(output_dir, metrics, judged.predictions, judged.errors, judged.per_label, history)
+    build_report(output_dir)  # plots/, report.md, model/README.md
+    if recipe.push_to_hub:
+        push_model(model_dir, recipe.hub_model_id or output_dir.resolve().name, hub_token,
+                   prepare=lambda repo_id: write_model_card(output_dir, repo_id=repo_id))
+    return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
