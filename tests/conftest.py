@@ -178,7 +178,7 @@ def make_mirror(tmp_path: Path, datasets_cache: Path) -> Callable[..., Path]:
 def fast_overrides(model_dir: Path, *extra: str) -> list[str]:
     """Recipe overrides for a training run of a second or two on the tiny model (fp32, one epoch, batch 16), by
     fine-tuning (method=auto would pick SetFit for these few examples)."""
-    return [f"model={model_dir}", "method=finetune", "bf16=false", "num_train_epochs=1", "per_device_train_batch_size=16",
+    return [f"model={model_dir}", "method=finetune", "min_train_steps=0", "bf16=false", "num_train_epochs=1", "per_device_train_batch_size=16",
             "per_device_eval_batch_size=16", "learning_rate=1e-3", "warmup_ratio=0", "logging_steps=1", *extra]
 
 

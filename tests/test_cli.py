@@ -195,7 +195,7 @@ def test_data_verb_prints_examples_with_label_names(capsys, sentiment_files):
     printed = json.loads(capsys.readouterr().out)
     assert printed["label_names"] == ["neg", "pos"]
     assert printed["problem_type"] == "single_label_classification"
-    assert printed["splits"] == {"train": 57, "validation": 7}
+    assert printed["splits"] == {"train": 64, "validation": 64}  # 64 rows: no hold-out, the train data judged
     gold = dict(pd.read_csv(train_file)[["text", "label"]].itertuples(index=False))
     assert len(printed["examples"]) == 4
     assert all(example["label"] == gold[example["text"]] for example in printed["examples"])

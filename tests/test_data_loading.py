@@ -9,6 +9,7 @@ import pytest
 
 from textclf.config import DataConfig, load_recipe
 from textclf.data.loading import (
+    MIN_HOLDOUT_TRAIN,
     DATA_DIR_ENV,
     load_eval_data,
     load_files,
@@ -140,7 +141,7 @@ def test_unsupported_suffix(tmp_path):
 # --- user files: validation carved from train -------------------------------------------------------------------
 
 def test_validation_is_carved_from_train_with_a_seed(make_file):
-    train = make_file("train.csv", many(64, ["neg", "pos"]))
+    train = make_file("train.csv", many(240, ["neg", "pos"]))
 
     def split(seed):
         data = load_files(DataConfig(train_file=str(train)), seed=seed)
@@ -149,16 +150,26 @@ def test_validation_is_carved_from_train_with_a_seed(make_file):
     first, again, other = split(1), split(1), split(2)
     assert first == again
     assert sorted(first[1]) != sorted(other[1])
-    assert len(first[0]) + len(first[1]) == 64
-    assert len(first[1]) == math.ceil(0.1 * 64)
+    assert len(first[0]) + len(first[1]) == 240
+    assert len(first[1]) == math.ceil(0.1 * 240)
     assert not set(first[0]) & set(first[1])
 
 
 def test_validation_fraction(make_file):
-    train = make_file("train.csv", many(40, ["neg", "pos"]))
+    train = make_file("train.csv", many(200, ["neg", "pos"]))
     data = load_files(DataConfig(train_file=str(train), validation_fraction=0.25))
-    assert (len(data.splits["train"]), len(data.splits["validation"])) == (30, 10)
-    assert "0.25 of" in data.sources["validation"]
+    assert (len(data.splits["train"]), len(data.splits["validation"])) == (150, 50)
+    assert "0.25 of" in data.sources["validation"] and not data.validation_is_train
+
+
+def test_a_small_file_without_validation_is_not_split(make_file):
+    """Below MIN_HOLDOUT_TRAIN examples every example trains; the validation split is the training data, flagged."""
+    train = make_file("train.csv", many(MIN_HOLDOUT_TRAIN - 1, ["neg", "pos"]))
+    data = load_files(DataConfig(train_file=str(train)))
+    assert len(data.splits["train"]) == len(data.splits["validation"]) == MIN_HOLDOUT_TRAIN - 1
+    assert data.validation_is_train and "the training data itself" in data.sources["validation"]
+    with_file = load_files(DataConfig(train_file=str(train), validation_file=str(train)))
+    assert not with_file.validation_is_train
 
 
 def test_sample_caps(make_file):

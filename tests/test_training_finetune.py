@@ -204,7 +204,8 @@ def test_regression_run_reports_pearson(fast_recipe, make_file, tmp_path):
     assert config["id2label"] == {"0": "score"}
     assert config["textclf"]["text_columns"] == ["sentence1", "sentence2"]
     predictions = read_jsonl(tmp_path / "run" / "predictions.jsonl")
-    assert len(predictions) == metrics["eval_examples"] == 5  # 10% of 48, rounded up
+    assert len(predictions) == metrics["eval_examples"] == 48  # no hold-out of 48 rows: judged on the train data
+    assert metrics["validation_is_train"] is True and metrics["best_checkpoint"] is None  # a fixed schedule
     assert all(isinstance(p["predicted"], float) and isinstance(p["gold"], float) for p in predictions)
 
 

@@ -31,6 +31,10 @@ from textclf.errors import DataError
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TaskSpec, default_metrics, get_task, num_labels
 
 DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
+# Below this many training examples a user file without a validation file is not split: a 10% hold-out of 48 texts
+# (6 classes x 8) would take 5 of them from training and judge on 5. The run trains on all of them with a fixed
+# schedule and reports its scores on the training data, flagged as such (TaskData.validation_is_train).
+MIN_HOLDOUT_TRAIN = 200
 
 
 @dataclass
@@ -44,6 +48,9 @@ class TaskData:
         label_names: class names in id order (empty for regression).
         problem_type: single_label_classification, multi_label_classification or regression.
         metrics: metric names to report; metric_for_best_model: the one that picks the checkpoint.
+        sources: where each split came from (file, task split, or the hold-out that made it).
+        validation_is_train: the validation split is the training data itself (a small file without a validation
+            file, see :data:`MIN_HOLDOUT_TRAIN`): scores on it are optimistic, and no checkpoint is chosen by it.
     """
 
     name: str
@@ -54,6 +61,7 @@ class TaskData:
     metrics: tuple[str, ...]
     metric_for_best_model: str
     sources: dict[str, str] = field(default_factory=dict)
+    validation_is_train: bool = False
 
     @property
     def num_labels(self) -> int:
@@ -229,11 +237,16 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     for role, frame in frames.items():
         splits[role] = _file_split(frame, str(paths[role]), text_columns, label_names, problem_type)
         sources[role] = str(paths[role])
+    small = "validation" not in splits and len(splits["train"]) < MIN_HOLDOUT_TRAIN
+    if small:
+        splits["validation"] = splits["train"]
+        sources["validation"] = (f"the training data itself ({len(splits['train'])} examples, fewer than "
+                                 f"{MIN_HOLDOUT_TRAIN}: no hold-out; give data.validation_file for a fair score)")
     _hold_out_validation(splits, sources, cfg.validation_fraction, seed)
     metrics, best = default_metrics(problem_type, outputs)
     return TaskData(name=Path(train_source).stem, splits=splits, text_columns=text_columns,
                     label_names=label_names, problem_type=problem_type, metrics=metrics,
-                    metric_for_best_model=best, sources=sources)
+                    metric_for_best_model=best, sources=sources, validation_is_train=small)
 
 
 def load_recipe_data(recipe: Recipe, with_test: bool = False) -> TaskData:

@@ -35,9 +35,9 @@ from textclf.modeling import base_model_id, load_sentence_model, save_embedding_
 from textclf.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
-# Pair-steps of SetFit's body training at most (batch 16 pairs each). SetFit samples pairs until every text took
-# part ("oversampling"), which grows with the square of the data; its docs advise max_steps on larger sets. 500 steps
-# are 8,000 pairs, about 4 minutes on this project's 2-core CPU.
+# Batches of pairs in SetFit's body training at most (16 pairs each). SetFit samples pairs until every text took
+# part ("oversampling"), which grows with the square of the data (16 texts: 120 pairs; 128 texts: ~8,000); its docs
+# advise capping larger sets. 500 batches are 8,000 pairs, about 6 minutes on this project's 2-core CPU.
 SETFIT_MAX_STEPS = 500
 LOGISTIC_CS = 10  # LogisticRegressionCV's grid: 10 values of C, log-spaced from 1e-4 to 1e4 (its default)
 
@@ -167,11 +167,15 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
     column = [list(map(int, row)) for row in labels] if problem_type == MULTI_LABEL else labels.tolist()
     train_set = datasets.Dataset.from_dict({"text": texts, "label": column})
     with tempfile.TemporaryDirectory(prefix="textclf-setfit-") as scratch:
-        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, max_steps=SETFIT_MAX_STEPS,
-                                 seed=recipe.seed, save_strategy="no", report_to="none", logging_steps=10,
-                                 show_progress_bar=False)
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=recipe.seed, num_iterations=20,
+                                 save_strategy="no", report_to="none", logging_steps=10, show_progress_bar=False)
         trainer = Trainer(model=model, args=args, train_dataset=train_set)
-        trainer.train_embeddings(*trainer.dataset_to_parameters(train_set), args=args)  # SetFit's first stage
+        # SetFit's first stage (Trainer.train_embeddings) on at most SETFIT_MAX_STEPS batches of pairs: the pairs are
+        # capped, not the steps (a max_steps cap would repeat the 120 pairs of 16 texts for 500 steps).
+        cap = SETFIT_MAX_STEPS * args.embedding_batch_size
+        pairs, loss = trainer.get_dataset(texts, column, args=args, max_pairs=cap)
+        trainer.st_trainer.train_dataset, trainer.st_trainer.loss = pairs, loss
+        trainer.st_trainer.train()
         state = trainer.st_trainer.state
         history = list(state.log_history)
     steps = int(state.global_step)

@@ -61,7 +61,7 @@ def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, 
         shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)
     for callback in tracking_callbacks(recipe.report_to, output_dir):
         trainer.add_callback(callback)
-    if recipe.early_stopping_patience:
+    if recipe.early_stopping_patience and not data.validation_is_train:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     logger.info("training %s on %d examples (validation %d), bf16=%s", data.name, len(trainer.train_dataset),
                 len(trainer.eval_dataset), trainer.args.bf16)
@@ -105,5 +105,6 @@ def _train_stats(trainer: Trainer, train_output: Any, wall: float) -> dict[str, 
         "train_padding_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
         "best_checkpoint": state.best_model_checkpoint,
         "bf16": args.bf16,
+        "schedule": trainer.schedule,
         "log_history": state.log_history,
     }

@@ -207,8 +207,10 @@ class _Objective:
         if self.claim is not None:
             self.claim.release()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # first: see fail_dead_local_trials
+        # Trials log no event files and push nothing; and keep their own epochs: the small-data step floor would give
+        # every epoch count of a 10% subset the same number of steps.
         trial_recipe = dataclasses.replace(apply_params(self.recipe, suggest(trial, self.specs)), report_to="none",
-                                           push_to_hub=False)  # trials log no event files and push nothing
+                                           push_to_hub=False, min_train_steps=0)
         run_dir = self.output_dir / "trials" / str(trial.number)
         pruning = [PruningCallback(trial, self.metric)] if self.recipe.eval_strategy != "no" else []
         try:

@@ -11,6 +11,7 @@ learning-rate decay as the optimizer's parameter groups. Nothing here writes a f
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +89,8 @@ def training_arguments(recipe: Recipe, output_dir: Path, metric: str, bf16: bool
     )
 
 
-_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")  # encoder blocks: BERT/RoBERTa encoder.layer.N, DistilBERT transformer.layer.N
+# Encoder blocks: BERT/RoBERTa encoder.layer.N, DistilBERT transformer.layer.N.
+_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
 
 
 def layerwise_parameter_groups(model: torch.nn.Module, learning_rate: float, decay: float,
@@ -184,6 +186,8 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
     if model is None and model_init is None:
         model = new_model(recipe, data)
     args = training_arguments(recipe, output_dir, metric, resolve_bf16(recipe.bf16))
+    schedule = small_data_schedule(recipe, len(encoded["train"]), data.validation_is_train)
+    argument_overrides = {**schedule.pop("overrides"), **argument_overrides}
     if argument_overrides:
         args = dataclasses.replace(args, **argument_overrides)
     loss_func = None if weights is None else WeightedLoss(  # weights on the device the Trainer puts the model
@@ -194,8 +198,40 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
         groups = layerwise_parameter_groups(model, recipe.learning_rate, recipe.layerwise_lr_decay,
                                             recipe.weight_decay)
         optimizers = (optimizer_cls(groups, **optimizer_kwargs), None)  # the Trainer still builds the scheduler
-    return Trainer(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
-                   eval_dataset=encoded["validation"], optimizers=optimizers, processing_class=tokenizer,
-                   data_collator=DataCollatorWithPadding(tokenizer),
-                   compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks,
-                   compute_loss_func=loss_func)
+    trainer = Trainer(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
+                      eval_dataset=encoded["validation"], optimizers=optimizers, processing_class=tokenizer,
+                      data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks,
+                      compute_loss_func=loss_func)
+    trainer.schedule = schedule  # what small_data_schedule decided, for metrics.json
+    return trainer
+
+
+def small_data_schedule(recipe: Recipe, train_rows: int, validation_is_train: bool) -> dict[str, Any]:
+    """How a run on little data is scheduled: ``TrainingArguments`` overrides, and why.
+
+    - Fewer optimizer steps than ``recipe.min_train_steps`` (3 epochs of 128 examples at batch 32 are 12 steps):
+      ``max_steps = min_train_steps`` (the epochs scale up; warmup stays ``warmup_ratio`` of the steps), and an
+      epoch-wise evaluation becomes one every ``min_train_steps / 10`` steps.
+    - A validation split that is the training data (:data:`textclf.data.loading.MIN_HOLDOUT_TRAIN`): a fixed
+      schedule, no evaluation during training, the last step's model (no checkpoint is chosen by training data).
+
+    Returns:
+        ``{"overrides": {...}, "planned_steps": n, "min_train_steps": n, "max_steps": n or None,
+        "fixed_schedule": bool}``.
+    """
+    devices = max(1, torch.cuda.device_count())
+    per_step = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps * devices
+    planned = recipe.max_steps if recipe.max_steps > 0 else math.ceil(
+        math.ceil(train_rows / per_step) * recipe.num_train_epochs)
+    overrides: dict[str, Any] = {}
+    if recipe.max_steps <= 0 and planned < recipe.min_train_steps:
+        overrides["max_steps"] = recipe.min_train_steps
+        if recipe.eval_strategy == "epoch":
+            every = max(1, math.ceil(recipe.min_train_steps / 10))
+            overrides.update(eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every)
+    if validation_is_train:
+        overrides.update(eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                         metric_for_best_model=None)
+    return {"overrides": overrides, "planned_steps": planned, "min_train_steps": recipe.min_train_steps,
+            "max_steps": overrides.get("max_steps"), "fixed_schedule": validation_is_train}
