@@ -9,8 +9,8 @@ import pytest
 
 from textclf.config import DataConfig, load_recipe
 from textclf.data.loading import (
-    MIN_HOLDOUT_TRAIN,
     DATA_DIR_ENV,
+    MIN_HOLDOUT_TRAIN,
     load_eval_data,
     load_files,
     load_recipe_data,
