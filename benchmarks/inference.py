@@ -49,12 +49,12 @@ import numpy as np
 import torch
 
 from textclf.config import load_recipe
-from textclf.evaluation.checkpoint import load_labelled_split
-from textclf.inference.export import export_checkpoint
-from textclf.hardware import bf16_available, describe_machine, matmul_peak
-from textclf.inference.predictor import MAX_BATCH_TOKENS, Predictor, rows_to_texts
 from textclf.data.longdoc import SAMPLE_MAPPING, encode_texts
+from textclf.evaluation.checkpoint import load_labelled_split
 from textclf.evaluation.metrics import compute
+from textclf.hardware import bf16_available, describe_machine, matmul_peak
+from textclf.inference.export import export_checkpoint
+from textclf.inference.predictor import MAX_BATCH_TOKENS, Predictor, rows_to_texts
 from textclf.modeling import predictions_from_logits
 
 PIPELINES = ("pipeline_b1", "pipeline_b32")

@@ -112,6 +112,10 @@ def test_a_run_of_each_embedding_method_round_trips(method, n_train, tiny_model_
     assert main(["evaluate", str(result.model_dir), str(validation_file)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["eval_accuracy"] == pytest.approx(metrics["eval_accuracy"], abs=1e-9)
+    card = (result.model_dir / "README.md").read_text()
+    assert "Predictor.from_pretrained" in card and "pipeline(" not in card
+    assert main(["export", str(result.model_dir), "--no-parity"]) == 2  # ONNX takes finetune checkpoints only
+    assert "ONNX export takes method=finetune checkpoints" in capsys.readouterr().err
 
 
 def test_head_learns_the_toy_task(tiny_model_dir, make_file, tmp_path):

@@ -47,9 +47,11 @@ def test_auto_fine_tunes_pairs_long_documents_and_scores():
     assert choose_method(recipe(), task_data([0.5, 1.5] * 4, problem_type=REGRESSION))[0] == "finetune"
 
 
-def test_auto_counts_the_rarest_label_of_a_multi_label_task():
-    data = task_data([[1.0, 0.0, 1.0]] * 5 + [[0.0, 1.0, 1.0]] * 200, problem_type=MULTI_LABEL)
-    assert examples_per_class(data) == 5 and choose_method(recipe(), data)[0] == "setfit"
+def test_auto_counts_the_mean_per_label_of_a_multi_label_task():
+    rare = task_data([[1.0, 0.0, 1.0]] * 5 + [[0.0, 1.0, 1.0]] * 200, problem_type=MULTI_LABEL)
+    assert examples_per_class(rare) == (5 + 200 + 205) // 3 and choose_method(recipe(), rare)[0] == "finetune"
+    small = task_data([[1.0, 0.0, 0.0]] * 30 + [[0.0, 1.0, 1.0]] * 30, problem_type=MULTI_LABEL)
+    assert examples_per_class(small) == 30 and choose_method(recipe(), small)[0] == "setfit"
 
 
 def test_explicit_methods_are_kept_or_refused():

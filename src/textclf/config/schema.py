@@ -93,7 +93,7 @@ class Recipe:
     task: str | None = _key(None, "a registry task (sst2, cola, imdb, ...); null with data.train_file")
     model: str = _key(BUNDLED_MODEL, "a Hub id, a local checkpoint directory, or bundled (all-MiniLM-L6-v2, "
                                      "offline)")
-    # auto: SetFit below 128 labelled examples in the rarest class, fine-tuning from there on (textclf.training.run).
+    # auto: SetFit below 128 examples in the rarest class (multi-label: the mean per label), else fine-tuning.
     method: str = _key("auto", "auto (picks by examples per class, logged and in metrics.json), finetune (the "
                                "Trainer), setfit (contrastive SetFit, then a head) or head (frozen encoder, "
                                "logistic regression)")

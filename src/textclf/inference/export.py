@@ -49,6 +49,7 @@ from textclf.evaluation.checkpoint import load_labelled_split, parity_report
 from textclf.files import atomic_path
 from textclf.inference.onnx_backend import LOGITS, ONNX_FILE, is_onnx_export
 from textclf.inference.predictor import Predictor
+from textclf.modeling import is_embedding_checkpoint
 from textclf.tasks import get_task
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,9 @@ def export_checkpoint(model_dir: str | Path, output_dir: str | Path | None = Non
     model_dir = Path(model_dir)
     if is_onnx_export(model_dir):
         raise ModelError(f"{model_dir} is an ONNX export already: give the PyTorch checkpoint it came from")
+    if is_embedding_checkpoint(model_dir):
+        raise ModelError(f"{model_dir} is a method=head/setfit checkpoint (an encoder and a linear head): ONNX export "
+                         "takes method=finetune checkpoints; predict it with textclf predict / Predictor")
     reference = Predictor.from_pretrained(model_dir, batch_size=batch_size)
     config = reference.model.config
     meta = dict(getattr(config, "textclf", None) or {})

@@ -18,7 +18,7 @@ from textclf.errors import DataError
 from textclf.evaluation.metrics import METRICS
 from textclf.files import atomic_write_text
 from textclf.hub import is_hub_id
-from textclf.modeling import base_model_id
+from textclf.modeling import EMBEDDING_METHODS, base_model_id
 from textclf.reports.markdown import markdown_table, metrics_rows
 from textclf.reports.rundir import RunFiles, as_run
 from textclf.tasks import MULTI_LABEL, REGRESSION, get_task
@@ -77,7 +77,12 @@ def card_data(run: RunFiles, model_name: str) -> Any:
 
 
 def _usage(run: RunFiles, reference: str) -> str:
-    columns = ((run.model_config or {}).get("textclf") or {}).get("text_columns") or ["text"]
+    meta = (run.model_config or {}).get("textclf") or {}
+    if meta.get("method") in EMBEDDING_METHODS:  # an encoder and a linear head: not a transformers pipeline model
+        return (f"A sentence encoder with a linear head (`method={meta['method']}`), loaded with textclf:\n\n"
+                f'```python\nfrom textclf.inference import Predictor\n\nclassifier = Predictor.from_pretrained('
+                f'"{reference}")\nclassifier.predict("a text to classify")\n```\n')
+    columns = meta.get("text_columns") or ["text"]
     extra = {MULTI_LABEL: ", top_k=None", REGRESSION: ", function_to_apply=\"none\""}.get(run.problem_type, "")
     call = ('classifier({"text": "the first sentence", "text_pair": "the second sentence"})' if len(columns) == 2
             else 'classifier("a text to classify")')
