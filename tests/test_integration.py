@@ -60,3 +60,27 @@ def test_stsb_slice_regression_correlates(tiny_benchmark) -> None:
 def test_imdb_and_smsa_test_splits_are_scored(tiny_benchmark) -> None:
     imdb = next(r for r in tiny_benchmark["results"]["rows"] if r["task"] == "imdb" and r["split"] == "test")
     assert imdb["metrics"]["accuracy"] >= 0.7 > imdb["majority"]["accuracy"]
+
+
+def test_eight_sst2_sentences_per_class_as_a_new_user_would(tmp_path, capsys) -> None:
+    """`textclf train my.csv` (defaults: method=auto) on 16 real sentences, then `evaluate` on all 872 validation
+    sentences: auto picks SetFit and beats the majority class clearly; method=head on the same file too."""
+    import pandas as pd
+
+    train_frame = pd.read_parquet(mirror_path() / "glue-sst2" / "train.parquet")
+    names = ["negative", "positive"]
+    sample = pd.concat([g.sample(8, random_state=0) for _, g in train_frame.groupby("label")])
+    train_csv, dev_csv = tmp_path / "train.csv", tmp_path / "dev.csv"
+    pd.DataFrame({"text": sample["sentence"], "label": [names[i] for i in sample["label"]]}).to_csv(train_csv,
+                                                                                                   index=False)
+    dev = pd.read_parquet(mirror_path() / "glue-sst2" / "validation.parquet")
+    pd.DataFrame({"text": dev["sentence"], "label": [names[i] for i in dev["label"]]}).to_csv(dev_csv, index=False)
+    for method, floor in (("auto", 0.6), ("head", 0.58)):
+        out = tmp_path / method
+        assert main(["train", str(train_csv), "--output-dir", str(out), f"method={method}", "report_to=none"]) == 0
+        trained = json.loads(capsys.readouterr().out)
+        assert trained["method"] == ("setfit" if method == "auto" else "head")
+        assert trained["validation_is_train"] is True and trained["train_examples"] == 16
+        assert main(["evaluate", str(out / "model"), str(dev_csv)]) == 0
+        evaluated = json.loads(capsys.readouterr().out)
+        assert evaluated["eval_accuracy"] >= floor > evaluated["majority_baseline"]["eval_accuracy"], method

@@ -312,3 +312,15 @@ def test_cli_search(tiny_model_dir, sentiment_files, tmp_path, capsys, monkeypat
     assert main([*args[:-2], "--output-dir", str(tmp_path / "ray"), "--backend", "ray"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1].startswith("textclf: error:") and "textclf[ray]" in error[-1]
+
+
+def test_the_method_is_searchable(make_search_recipe, tmp_path):
+    """search.space can hold method: each trial trains with the method it drew, and the best recipe keeps it."""
+    recipe = make_search_recipe("search.space={method: {choices: [finetune, head]}}", n_trials=4, startup_trials=4)
+    result = search(recipe, tmp_path / "search")
+    table = pd.read_csv(tmp_path / "search" / "trials.csv")
+    assert set(table["state"]) == {"COMPLETE"} and set(table["params_method"]) <= {"finetune", "head"}
+    for row in table.itertuples():
+        metrics = json.loads((tmp_path / "search" / "trials" / str(row.number) / "metrics.json").read_text())
+        assert metrics["method"] == row.params_method
+    assert load_recipe(str(tmp_path / "search" / "best_recipe.yaml")).method == result.best_params["method"]

@@ -44,8 +44,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "min_train_steps": 0, "method": "finetune"},  # CI checks the fine-tuning path of every task
 }
 # IMDb at 512 tokens trains ~20x slower per example than SST-2: fewer, shorter reviews (one 128-token window each)
-# keep CI's run short (32 s here, test accuracy 0.78 against 0.805 at 256 tokens, which took 2 to 4 times as long). CoLA and MRPC get more data: on 2,000 examples x 2 epochs their scores were within 0.05 (MCC) and
-# 0.01 (F1) of the majority class, too close for a check that must not flake.
+# keep CI's run short (32 s here, test accuracy 0.78 against 0.805 at 256 tokens, which took 2 to 4 times as long).
+# CoLA and MRPC get more data: on 2,000 examples x 2 epochs their scores were within 0.05 (MCC) and 0.01 (F1) of the
+# majority class, too close for a check that must not flake.
 TINY_TASK_OVERRIDES = {"imdb": {"max_seq_length": 128, "max_train_samples": 600, "truncation": "head"},
                        "cola": {"max_train_samples": 4000}, "mrpc": {"max_train_samples": 3668}}
 TINY_TEST_SAMPLES = 400

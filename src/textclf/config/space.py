@@ -154,7 +154,8 @@ class SearchConfig:
                    "backend": ("optuna", "ray")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise ConfigError(f"search.{key}={getattr(self, key)!r} is not allowed: use one of {', '.join(allowed)}")
+                raise ConfigError(f"search.{key}={getattr(self, key)!r} is not allowed: use one of "
+                                  f"{', '.join(allowed)}")
         if self.n_trials < 1:
             raise ConfigError(f"search.n_trials={self.n_trials} must be a positive integer")
         if not 0 < self.fraction <= 1:

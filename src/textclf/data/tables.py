@@ -142,7 +142,8 @@ def iter_table(path: str | Path, chunk_rows: int | None = None, text_columns: Te
     try:
         if suffix == ".parquet":
             parquet = pq.ParquetFile(path)
-            text_columns = _pick(text_columns, [c for c in parquet.schema_arrow.names if columns is None or c in columns])
+            stored = [c for c in parquet.schema_arrow.names if columns is None or c in columns]
+            text_columns = _pick(text_columns, stored)
             if chunk_rows is None:
                 yield _texts_as_str(parquet.read(columns=columns).to_pandas(), text_columns)
                 return

@@ -25,7 +25,8 @@ def tokenize(ds: datasets.Dataset, tokenizer: Any, text_columns: tuple[str, ...]
     strategy and its sizes are part of the fingerprint).
 
     Raises:
-        ConfigError: a bad strategy or sizes, or ``head_tail``/``chunks`` on sentence pairs (:mod:`textclf.data.longdoc`).
+        ConfigError: a bad strategy or sizes, or ``head_tail``/``chunks`` on sentence pairs (see
+            :mod:`textclf.data.longdoc`).
     """
     keep = [c for c in keep_columns if c in ds.column_names]
 

@@ -217,7 +217,7 @@ def evaluate_checkpoint(model_dir: str | Path, source: str, split: str | None = 
                         parity: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint (or an ONNX export of one) on a task split (default: validation) or a labelled file.
 
-    ``precision="bf16"`` runs the model in bfloat16 (see :class:`~textclf.inference.predictor.Predictor`): much faster on
+    ``precision="bf16"`` runs the model in bfloat16 (see :class:`~textclf.inference.predictor.Predictor`): faster on
     long inputs, with metrics that may move by a few hundredths of a point; the result records the precision.
 
     Args:

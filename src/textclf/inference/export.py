@@ -12,7 +12,7 @@
 2. ``onnxruntime.transformers.optimizer.optimize_model`` (model_type ``bert``): each layer's attention becomes one
    ``Attention`` op, residual + LayerNorm ``SkipLayerNormalization``, bias + GELU ``BiasGelu``
    (https://onnxruntime.ai/docs/performance/transformers-optimization.html). Hardware-specific rewrites are left to
-   the session, which applies ``ORT_ENABLE_ALL`` when it loads the file (:mod:`textclf.inference.onnx_backend`). The fp32
+   the session, which applies ``ORT_ENABLE_ALL`` when it loads the file (:mod:`~.onnx_backend`). The fp32
    graph must reproduce PyTorch's logits on a few probe texts (to 1e-3); a fused graph that does not is replaced
    by the plain export (the model's own attention and 2D mask), and a plain one that does not is a bug.
 3. ``quantize="int8"``: ``onnxruntime.quantization.quantize_dynamic``: the weights of every MatMul and Attention

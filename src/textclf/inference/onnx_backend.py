@@ -3,7 +3,7 @@
 An export directory holds ``model.onnx`` (inputs: the tokenizer's ``input_ids``, ``attention_mask`` and, for
 BERT-style models, ``token_type_ids``, each (batch_size, seq_len) int64; output ``logits``
 (batch_size, num_labels) float32), the model's ``config.json`` (id2label, label2id, problem_type, the ``textclf``
-metadata) and the tokenizer. :class:`OnnxClassifier` is what :class:`textclf.inference.predictor.Predictor` calls in place of
+metadata) and the tokenizer. :class:`OnnxClassifier` is what :class:`~.predictor.Predictor` calls in place of
 a PyTorch model; it imports no training or export code, only ``onnxruntime``.
 """
 

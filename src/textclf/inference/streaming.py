@@ -3,8 +3,8 @@
 Memory is bounded by one chunk (``chunk_rows`` rows, their tokens and their predictions), not by the file: the one
 table reader (:func:`textclf.data.tables.iter_table`, the same NA policy as training: texts are always strings)
 reads CSV/TSV and JSON Lines with pandas' chunked readers, Parquet with pyarrow's ``ParquetFile.iter_batches``, and
-only the text columns. A plain JSON file (one array) cannot be read piece by piece and is loaded whole. Within a chunk the
-:class:`~textclf.inference.predictor.Predictor` sorts texts by length into batches, so the chunk should hold many batches;
+only the text columns. A plain JSON file (one array) cannot be read piece by piece and is loaded whole. Within a
+chunk the :class:`~.predictor.Predictor` sorts texts by length into batches, so the chunk should hold many batches;
 outputs keep the input order. The output file is written to a temporary file renamed at the end, so it is either
 complete or absent.
 """

@@ -95,7 +95,8 @@ def read_run(run_dir: str | Path) -> RunFiles:
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir} is not a finished textclf run (no {name}): give the --output-dir of a "
                             "`textclf train` run that completed")
-    # "\n" only: str.splitlines() also splits at U+2028, U+0085, ... which json.dumps leaves inside texts (IMDb has them)
+    # "\n" only: str.splitlines() also splits at U+2028, U+0085, ..., which json.dumps leaves inside texts (IMDb
+    # has them)
     lines = (run_dir / "predictions.jsonl").read_text(encoding="utf-8").split("\n")
     predictions = [json.loads(line) for line in lines if line.strip()]
     config_file = run_dir / "config.yaml"

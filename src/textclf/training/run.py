@@ -149,7 +149,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         recipe: a validated recipe (:func:`textclf.config.load_recipe`).
         output_dir: the run directory; created if needed. An existing run there is overwritten file by file
             (each atomically), or resumed with ``resume_from_checkpoint=last``.
-        callbacks: extra ``TrainerCallback``s (textclf.training.search reports each evaluation to its trial with one); an
+        callbacks: extra ``TrainerCallback``s (a search reports each evaluation to its trial with one); an
             exception raised by one (e.g. ``optuna.TrialPruned``) ends training and propagates.
         data: already loaded data to train on, instead of ``load_recipe_data(recipe)`` (whose sample caps and
             seeded splits it then replaces): textclf.training.search gives every trial the same seeded subset.

@@ -147,7 +147,8 @@ def search_subset(data: TaskData, fraction: float, seed: int) -> TaskData:
         return data
     subset = train_split.shuffle(seed=seed).select(range(size)).flatten_indices()
     return dataclasses.replace(data, splits={**data.splits, "train": subset},
-                               sources={**data.sources, "train": f"{size} of {data.sources.get('train')} (seed {seed})"})
+                               sources={**data.sources,
+                                        "train": f"{size} of {data.sources.get('train')} (seed {seed})"})
 
 
 class PruningCallback(TrainerCallback):
