@@ -154,3 +154,14 @@ def test_embedding_methods_refuse_pairs_and_long_document_truncation(tiny_model_
     with pytest.raises(ConfigError, match="use truncation=head"):
         train(load_recipe(str(single), method_overrides(tiny_model_dir, "head", "truncation=chunks", "stride=16")), tmp_path / "r")
     assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()
+
+
+def test_multi_label_setfit_run(tiny_model_dir, make_file, tmp_path):
+    rows = [{"text": f"{'happy ' if i % 2 else ''}{'angry ' if i % 3 == 0 else ''}note {i}",
+             "label": [n for n, on in (("joy", i % 2), ("anger", i % 3 == 0)) if on] or ["neutral"]}
+            for i in range(16)]
+    result = train(load_recipe(str(make_file("ml.jsonl", rows)), method_overrides(tiny_model_dir, "setfit")),
+                   tmp_path / "run")
+    assert result.metrics["method"] == "setfit" and result.metrics["global_step"] > 0
+    predictor = Predictor.from_pretrained(result.model_dir)
+    assert predictor.problem_type == MULTI_LABEL and predictor.label_names == ["anger", "joy", "neutral"]
