@@ -125,10 +125,15 @@ def test_head_learns_the_toy_task(tiny_model_dir, make_file, tmp_path):
     assert result.metrics["validation_is_train"] and result.metrics["eval_accuracy"] >= 0.9
 
 
-def test_multi_label_head_run(tiny_model_dir, make_file, tmp_path):
-    rows = [{"text": f"{'happy ' if i % 2 else ''}{'angry ' if i % 3 == 0 else ''}note {i}",
+def emotion_rows(n: int) -> list[dict]:
+    """Multi-label rows: joy when the text says happy, anger when it says angry, else neutral."""
+    return [{"text": f"{'happy ' if i % 2 else ''}{'angry ' if i % 3 == 0 else ''}note {i}",
              "label": [n for n, on in (("joy", i % 2), ("anger", i % 3 == 0)) if on] or ["neutral"]}
-            for i in range(60)]
+            for i in range(n)]
+
+
+def test_multi_label_head_run(tiny_model_dir, make_file, tmp_path):
+    rows = emotion_rows(60)
     result = train(load_recipe(str(make_file("ml.jsonl", rows)), method_overrides(tiny_model_dir, "head")),
                    tmp_path / "run")
     assert result.metrics["method"] == "head" and "eval_f1_micro" in result.metrics
@@ -157,9 +162,7 @@ def test_embedding_methods_refuse_pairs_and_long_document_truncation(tiny_model_
 
 
 def test_multi_label_setfit_run(tiny_model_dir, make_file, tmp_path):
-    rows = [{"text": f"{'happy ' if i % 2 else ''}{'angry ' if i % 3 == 0 else ''}note {i}",
-             "label": [n for n, on in (("joy", i % 2), ("anger", i % 3 == 0)) if on] or ["neutral"]}
-            for i in range(16)]
+    rows = emotion_rows(16)
     result = train(load_recipe(str(make_file("ml.jsonl", rows)), method_overrides(tiny_model_dir, "setfit")),
                    tmp_path / "run")
     assert result.metrics["method"] == "setfit" and result.metrics["global_step"] > 0
