@@ -57,7 +57,7 @@ def test_stsb_slice_regression_correlates(tiny_benchmark) -> None:
     assert stsb["metrics"]["pearson"] >= 0.65
 
 
-def test_imdb_and_smsa_test_splits_are_scored(tiny_benchmark) -> None:
+def test_imdb_test_split_is_scored(tiny_benchmark) -> None:
     imdb = next(r for r in tiny_benchmark["results"]["rows"] if r["task"] == "imdb" and r["split"] == "test")
     assert imdb["metrics"]["accuracy"] >= 0.7 > imdb["majority"]["accuracy"]
 

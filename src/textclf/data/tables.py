@@ -107,8 +107,6 @@ def _pick(text_columns: TextColumns, columns: list[str]) -> list[str]:
 
 def as_text(values: pd.Series) -> pd.Series:
     """A column as strings, missing values (None, NaN) kept missing: numbers become their decimal text."""
-    if pd.api.types.is_string_dtype(values) and values.map(lambda v: isinstance(v, str) or v is None).all():
-        return values
     return values.map(lambda v: v if isinstance(v, str) or v is None
                       or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(object)
 
