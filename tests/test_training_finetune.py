@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -38,7 +39,9 @@ def test_model_directory_is_a_self_describing_checkpoint(trained_run):
     assert config["label2id"] == {"neg": 0, "pos": 1}
     assert config["problem_type"] == "single_label_classification"
     assert config["textclf"]["text_columns"] == ["text"]
-    assert config["textclf"]["max_seq_length"] == trained_run["recipe"].max_seq_length
+    # max_seq_length=auto (the default) is resolved from the training texts and stored as a number
+    assert config["textclf"]["max_seq_length"] == trained_run["result"].metrics["max_seq_length"]
+    assert isinstance(config["textclf"]["max_seq_length"], int) and config["textclf"]["truncation"] == "head"
 
 
 def test_metrics_json(trained_run):
@@ -58,7 +61,9 @@ def test_metrics_json(trained_run):
 
 def test_config_yaml_loads_back_as_the_same_recipe(trained_run):
     again = load_recipe(str(trained_run["result"].output_dir / "config.yaml"))
-    assert again == trained_run["recipe"]
+    metrics = trained_run["result"].metrics  # the resolved recipe: auto lengths as the run chose them
+    assert again == dataclasses.replace(trained_run["recipe"], max_seq_length=metrics["max_seq_length"],
+                                        truncation=metrics["truncation"])
 
 
 def test_predictions_jsonl_has_one_line_per_validation_row(trained_run):

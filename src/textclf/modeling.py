@@ -56,9 +56,10 @@ def _load_error(model: str, path: str, err: Exception) -> ModelError:
                       "or a Hub id with network access")
 
 
-def load_sentence_model(model: str, max_seq_length: int) -> Any:
+def load_sentence_model(model: str, max_seq_length: int | str | None = None) -> Any:
     """``model`` as a ``sentence_transformers.SentenceTransformer`` (a plain transformers encoder gets mean pooling,
-    as sentence-transformers builds it) that cuts texts at ``max_seq_length`` tokens, on the GPU when there is one.
+    as sentence-transformers builds it) that cuts texts at ``max_seq_length`` tokens (None or ``auto``: the model's
+    own limit, set later by :func:`textclf.training.run.resolve_lengths`), on the GPU when there is one.
 
     Raises:
         ModelError: the model cannot be found locally or on the Hub.
@@ -71,7 +72,8 @@ def load_sentence_model(model: str, max_seq_length: int) -> Any:
         body = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
     except (OSError, ValueError) as err:
         raise _load_error(model, path, err) from None
-    body.max_seq_length = max_seq_length
+    if isinstance(max_seq_length, int):
+        body.max_seq_length = max_seq_length
     return body
 
 

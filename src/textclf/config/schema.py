@@ -98,10 +98,14 @@ class Recipe:
                                "Trainer), setfit (contrastive SetFit, then a head) or head (frozen encoder, "
                                "logistic regression)")
     preset: str = _key("fast", "fast (textclf's CPU defaults) or reference (the HF guide's Trainer settings)")
-    max_seq_length: int = _key(128, "tokens per model input; longer inputs are cut (SST-2's longest is 66)")
+    # auto: textclf.data.lengths (the longest sampled training text, capped at what the model takes).
+    max_seq_length: int | str = _key("auto", "tokens per model input; longer inputs are cut; auto: the longest "
+                                             "training text's length, capped at the model's (at most 512)")
     # Sun et al. 2019 found head_tail best on IMDb; chunks averages the windows' logits per document.
-    truncation: str = _key("head", "how a longer text is cut: head (first tokens), head_tail (first head_tokens and "
-                                   "the last ones), chunks (every window, logits averaged); pairs: head only")
+    truncation: str = _key("auto", "how a longer text is cut: head (first tokens), head_tail (first head_tokens and "
+                                   "the last ones), chunks (every window, logits averaged); pairs: head only; auto: "
+                                   "chunks when fine-tuning on texts longer than the model takes "
+                                   "(max_seq_length=auto), else head")
     head_tokens: int = _key(DEFAULT_HEAD_TOKENS, "head_tail: first tokens kept (Sun et al. 2019: 128 + 382 at 512)")
     stride: int = _key(DEFAULT_STRIDE, "chunks: tokens shared by consecutive windows (BERT's SQuAD doc_stride)")
     freeze_base: bool = _key(False, "train only the classification head")
@@ -181,11 +185,16 @@ class Recipe:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not allowed: use one of {', '.join(allowed)}")
+        if isinstance(self.max_seq_length, str) and self.max_seq_length != "auto":
+            raise ConfigError(f"max_seq_length={self.max_seq_length!r} is not allowed: use a positive integer "
+                              "(tokens) or auto")
         for key in ("max_seq_length", "per_device_train_batch_size", "per_device_eval_batch_size",
                     "gradient_accumulation_steps", "logging_steps"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) != "auto" and getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive integer")
-        check_truncation(self.truncation, self.max_seq_length, self.head_tokens, self.stride)
+        if self.truncation != "auto":  # sizes against max_seq_length=auto: checked again once it is resolved
+            check_truncation(self.truncation, 512 if self.max_seq_length == "auto" else self.max_seq_length,
+                             self.head_tokens, self.stride)
         if self.min_train_steps < 0:
             raise ConfigError(f"min_train_steps={self.min_train_steps} must be 0 (off) or a positive integer")
         for key in ("max_train_samples", "max_eval_samples", "eval_steps", "early_stopping_patience"):

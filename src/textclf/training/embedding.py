@@ -51,7 +51,7 @@ def check_embedding_method(method: str, recipe: Recipe, data: TaskData) -> None:
     if len(data.text_columns) > 1:
         raise ConfigError(f"method={method} embeds single texts, and {data.name} has sentence pairs "
                           f"({', '.join(data.text_columns)}): use method=finetune (or method=auto)")
-    if recipe.truncation != "head":
+    if recipe.truncation not in ("head", "auto"):
         raise ConfigError(f"method={method} reads the first max_seq_length tokens of a text: use truncation=head, "
                           "or method=finetune for head_tail / chunks")
 

@@ -32,6 +32,7 @@ included) are raised before ``DIR`` is touched. With ``push_to_hub=true``, ``mod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -43,14 +44,16 @@ import numpy as np
 from transformers import TrainerCallback
 
 from textclf.config import Recipe, save_recipe
+from textclf.data.lengths import choose_lengths, model_input_cap
 from textclf.data.loading import MIN_HOLDOUT_TRAIN, TaskData, load_recipe_data
+from textclf.data.longdoc import check_truncation
 from textclf.errors import ConfigError
 from textclf.evaluation.checkpoint import evaluate_run
 from textclf.files import atomic_path, atomic_write_text
 from textclf.hardware import describe_machine
 from textclf.hub import check_hub_token, push_model
 from textclf.inference.predictor import Predictor
-from textclf.modeling import EMBEDDING_METHODS, load_sentence_model
+from textclf.modeling import EMBEDDING_METHODS, load_sentence_model, load_tokenizer
 from textclf.reports.modelcard import write_model_card
 from textclf.reports.rundir import write_run
 from textclf.reports.summary import build_report
@@ -88,7 +91,7 @@ def examples_per_class(data: TaskData) -> int:
     does not make the data small); the number of training examples for regression."""
     labels = np.asarray(data.splits["train"]["label"])
     if data.problem_type == REGRESSION:
-        return int(len(labels))
+        return len(labels)
     if data.problem_type == MULTI_LABEL:
         return int(labels.sum() // max(1, labels.shape[1]))
     counts = np.bincount(labels.astype(int), minlength=data.num_labels)
@@ -120,7 +123,7 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     per_class = examples_per_class(data)
     if len(data.text_columns) > 1:
         return "finetune", "sentence pairs: SetFit embeds single texts"
-    if recipe.truncation != "head":
+    if recipe.truncation not in ("head", "auto"):
         return "finetune", f"truncation={recipe.truncation} needs the fine-tuning path"
     if data.problem_type == REGRESSION:
         return "finetune", "regression: SetFit has no regression head"
@@ -128,6 +131,42 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
         return "setfit", (f"{per_class} training examples per class (< {SETFIT_BELOW_PER_CLASS}): SetFit learns "
                           "more from few examples than fine-tuning")
     return "finetune", f"{per_class} training examples per class (>= {SETFIT_BELOW_PER_CLASS}): fine-tuning"
+
+
+def resolve_lengths(recipe: Recipe, data: TaskData, method: str, body: Any = None) -> tuple[Recipe, str]:
+    """The recipe with ``max_seq_length=auto`` and ``truncation=auto`` made concrete from the training texts
+    (:func:`textclf.data.lengths.choose_lengths`), and a one-line reason for the log and metrics.json.
+
+    ``max_seq_length=auto`` is capped at the model's input limit (at most 512; for ``head`` / ``setfit`` at the
+    sentence encoder's own ``max_seq_length``). ``truncation=auto`` is ``chunks`` only when fine-tuning single texts
+    with ``max_seq_length=auto`` and more than 1% of them are longer than the cap; otherwise ``head``.
+
+    Args:
+        body: the sentence-transformers encoder for ``head`` / ``setfit`` (its tokenizer and limit are used, and its
+            ``max_seq_length`` is set to the choice); None for ``finetune``.
+
+    Raises:
+        ConfigError: an explicit ``head_tokens`` / ``stride`` that does not fit the chosen length.
+    """
+    if recipe.max_seq_length != "auto" and recipe.truncation != "auto":
+        return recipe, "as the recipe says"
+    tokenizer = body.tokenizer if body is not None else load_tokenizer(recipe.model)
+    if recipe.max_seq_length == "auto":
+        train = data.splits["train"]
+        pairs = train[data.text_columns[1]] if len(data.text_columns) > 1 else None
+        cap = model_input_cap(tokenizer, body.max_seq_length if body is not None else None)
+        choice = choose_lengths(tokenizer, train[data.text_columns[0]], pairs, cap=cap, seed=recipe.seed,
+                                allow_chunks=method == "finetune" and pairs is None)
+        length, truncation, reason = choice.max_seq_length, choice.truncation, choice.reason
+    else:
+        length, truncation, reason = recipe.max_seq_length, "head", f"max_seq_length={recipe.max_seq_length} as given"
+    truncation = truncation if recipe.truncation == "auto" else recipe.truncation
+    check_truncation(truncation, length, recipe.head_tokens, recipe.stride, tokenizer.num_special_tokens_to_add())
+    if body is not None:
+        body.max_seq_length = length
+    reason = f"max_seq_length={length}, truncation={truncation}: {reason}"
+    logger.info("%s", reason)
+    return dataclasses.replace(recipe, max_seq_length=length, truncation=truncation), reason
 
 
 def _store_threshold(predictor: Predictor, model_dir: Path, threshold: float) -> None:
@@ -175,6 +214,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     check_trackers(recipe.report_to)
     hub_token = check_hub_token() if recipe.push_to_hub else None
     body = load_sentence_model(recipe.model, recipe.max_seq_length) if method != "finetune" else None
+    recipe, length_reason = resolve_lengths(recipe, data, method, body)
 
     model_dir = output_dir / "model"
     if method == "finetune":
@@ -202,6 +242,9 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         "majority_baseline": judged.majority_baseline,
         "method": method,
         "method_reason": reason,
+        "max_seq_length": recipe.max_seq_length,
+        "truncation": recipe.truncation,
+        "max_seq_length_reason": length_reason,
         "train_examples": len(data.splits["train"]),
         "eval_examples": len(data.splits["validation"]),
         "validation_is_train": data.validation_is_train,

@@ -19,6 +19,7 @@ from transformers import TrainingArguments
 from textclf.config import ParamSpec, Recipe
 from textclf.data.loading import TaskData
 from textclf.errors import ConfigError
+from textclf.training.run import resolve_lengths
 from textclf.training.trainer import build_trainer, new_model
 
 RAY_HINT = "search.backend=ray needs Ray Tune: pip install 'textclf[ray]' (or use the default backend, optuna)"
@@ -68,6 +69,8 @@ def ray_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str) -
         ConfigError: recipe settings this path does not support (layerwise_lr_decay needs its own optimizer, which
             ``model_init`` excludes).
     """
+    recipe, _ = resolve_lengths(recipe, data, "finetune")  # max_seq_length=auto made concrete before tokenizing
+
     def model_init(trial: Any = None) -> Any:
         return new_model(recipe, data)
 
