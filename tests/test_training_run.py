@@ -73,6 +73,10 @@ def test_the_step_floor_scales_small_runs_up_and_evaluates_ten_times():
     assert small_data_schedule(recipe("max_steps=5"), 128, False)["overrides"] == {}  # the user's own count
     fixed = small_data_schedule(recipe(), train_rows=128, validation_is_train=True)["overrides"]
     assert fixed["eval_strategy"] == "no" and fixed["load_best_model_at_end"] is False and fixed["max_steps"] == 300
+    # Longer inputs carry more tokens per step: the floor shrinks in proportion beyond 128 tokens.
+    long_inputs = small_data_schedule(recipe("max_seq_length=512"), train_rows=450, validation_is_train=False)
+    assert long_inputs["overrides"]["max_steps"] == 75 and long_inputs["min_train_steps"] == 75
+    assert small_data_schedule(recipe("max_seq_length=64"), 128, False)["overrides"]["max_steps"] == 300
 
 
 def test_a_small_run_trains_on_everything_with_the_step_floor_and_says_so(fast_recipe, make_file, tmp_path, caplog):

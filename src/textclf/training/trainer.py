@@ -207,12 +207,19 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
     return trainer
 
 
+# min_train_steps holds for inputs up to this many tokens (it was measured on SST-2 sentences, cut at 128).
+FLOOR_SEQ_LENGTH = 128
+
+
 def small_data_schedule(recipe: Recipe, train_rows: int, validation_is_train: bool) -> dict[str, Any]:
     """How a run on little data is scheduled: ``TrainingArguments`` overrides, and why.
 
-    - Fewer optimizer steps than ``recipe.min_train_steps`` (3 epochs of 128 examples at batch 32 are 12 steps):
-      ``max_steps = min_train_steps`` (the epochs scale up; warmup stays ``warmup_ratio`` of the steps), and an
-      epoch-wise evaluation becomes one every ``min_train_steps / 10`` steps.
+    - Fewer optimizer steps than the floor (3 epochs of 128 examples at batch 32 are 12 steps): ``max_steps`` =
+      the floor (the epochs scale up; warmup stays ``warmup_ratio`` of the steps), and an epoch-wise evaluation
+      becomes one every floor / 10 steps. The floor is ``recipe.min_train_steps`` for inputs of up to
+      :data:`FLOOR_SEQ_LENGTH` tokens and shrinks in proportion beyond (a step of 512-token reviews carries 4x the
+      tokens): on the reference exercise's 500 IMDb reviews at 512 tokens, 68 steps (4 epochs) reached 0.848 test
+      accuracy, where 300 steps would take 16 epochs (about 40 minutes on a 2-core CPU).
     - A validation split that is the training data (:data:`textclf.data.loading.MIN_HOLDOUT_TRAIN`): a fixed
       schedule, no evaluation during training, the last step's model (no checkpoint is chosen by training data).
 
@@ -224,14 +231,16 @@ def small_data_schedule(recipe: Recipe, train_rows: int, validation_is_train: bo
     per_step = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps * devices
     planned = recipe.max_steps if recipe.max_steps > 0 else math.ceil(
         math.ceil(train_rows / per_step) * recipe.num_train_epochs)
+    length = recipe.max_seq_length if isinstance(recipe.max_seq_length, int) else FLOOR_SEQ_LENGTH  # auto: unresolved
+    floor = math.ceil(recipe.min_train_steps * min(1.0, FLOOR_SEQ_LENGTH / length))
     overrides: dict[str, Any] = {}
-    if recipe.max_steps <= 0 and planned < recipe.min_train_steps:
-        overrides["max_steps"] = recipe.min_train_steps
+    if recipe.max_steps <= 0 and planned < floor:
+        overrides["max_steps"] = floor
         if recipe.eval_strategy == "epoch":
-            every = max(1, math.ceil(recipe.min_train_steps / 10))
+            every = max(1, math.ceil(floor / 10))
             overrides.update(eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every)
     if validation_is_train:
         overrides.update(eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                          metric_for_best_model=None)
-    return {"overrides": overrides, "planned_steps": planned, "min_train_steps": recipe.min_train_steps,
+    return {"overrides": overrides, "planned_steps": planned, "min_train_steps": floor,
             "max_steps": overrides.get("max_steps"), "fixed_schedule": validation_is_train}
