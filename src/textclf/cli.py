@@ -28,6 +28,7 @@ EPILOG = """examples:
   textclf export runs/sst2/model --quantize int8          # ONNX int8 in runs/sst2/model-onnx-int8, with a parity check
   textclf search cola --output-dir runs/search-cola --n-trials 8 --workers 2
   textclf report runs/sst2                               # rebuild plots/, report.md and model/README.md
+  textclf serve runs/sst2/model --port 8000               # HTTP API + demo page on http://127.0.0.1:8000
 """
 
 
@@ -184,6 +185,46 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    """SIGTERM / SIGINT handler: exit 0. uvicorn replaces it while serving (stop accepting, finish in-flight
+    requests) and raises the signal again once it has shut down, which lands here."""
+    raise SystemExit(0)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+
+    import uvicorn
+
+    from textclf.inference.predictor import Predictor
+    from textclf.serving import API_KEY_ENV, ServeSettings, create_app
+
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    checkpoint = Path(args.checkpoint)
+    settings = ServeSettings(max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
+                             max_concurrent_requests=args.max_concurrent_requests,
+                             max_client_batch_size=args.max_client_batch_size, payload_limit=args.payload_limit,
+                             max_input_chars=args.max_input_chars, auto_truncate=args.auto_truncate,
+                             batching=not args.no_batching, api_key=api_key,
+                             cors_allow_origins=tuple(args.cors_allow_origin or ()),
+                             model_id="/".join(checkpoint.resolve().parts[-2:]))
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    if args.torch_threads:
+        _set_threads(args.torch_threads)
+    # batch_size = the token budget: the budget alone decides how many rows a forward pass takes.
+    predictor = Predictor.from_pretrained(checkpoint, precision=args.precision, truncation=args.truncation,
+                                          max_seq_length=args.max_seq_length,
+                                          max_batch_tokens=settings.max_batch_tokens,
+                                          batch_size=settings.max_batch_tokens)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        print(f"textclf: warning: serving on {args.host} without an API key: anyone who reaches port {args.port} "
+              f"can use the model (give --api-key or ${API_KEY_ENV})", file=sys.stderr)
+    uvicorn.run(create_app(predictor, settings), host=args.host, port=args.port, access_log=args.access_log,
+                timeout_graceful_shutdown=args.graceful_timeout, log_level="debug" if args.verbose else "info")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from textclf.reports.summary import build_report
 
@@ -308,6 +349,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retrain", action="store_true", help="skip retraining the best configuration on full data")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_search)
+
+    from textclf.serving.settings import API_KEY_ENV, ServeSettings  # light: no torch, no web framework
+
+    defaults = ServeSettings()
+    p = sub.add_parser("serve", help="serve a checkpoint over HTTP: TEI's /predict API, dynamic batching, a demo "
+                       "page at /, /health, /info, /metrics, OpenAPI at /docs")
+    p.add_argument("checkpoint", help="checkpoint directory (textclf train's model/, or a textclf export)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
+                   "0.0.0.0 for every interface, with --api-key)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: run the model in bfloat16 (CPUs with AVX512-BF16/AMX; much faster on long texts)")
+    p.add_argument("--truncation", choices=("head", "head_tail", "chunks"),
+                   help="how longer texts are cut (default: the checkpoint's own)")
+    p.add_argument("--max-seq-length", type=int, help="tokens per model input (default: the checkpoint's own)")
+    p.add_argument("--max-batch-tokens", type=int, default=defaults.max_batch_tokens,
+                   help="padded tokens per forward pass that gathered requests may fill (default %(default)s, the "
+                   "Predictor's measured optimum on CPU)")
+    p.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms,
+                   help="longest wait of a request for others to share its forward pass, in ms (default "
+                   "%(default)s; none when it is the only request in flight)")
+    p.add_argument("--no-batching", action="store_true", help="one forward pass per request (for comparison)")
+    p.add_argument("--max-concurrent-requests", type=int, default=defaults.max_concurrent_requests,
+                   help="requests handled at once; beyond: 429 at once (default %(default)s, TEI's)")
+    p.add_argument("--max-client-batch-size", type=int, default=defaults.max_client_batch_size,
+                   help="texts in one request; more: 413 (default %(default)s, TEI's)")
+    p.add_argument("--payload-limit", type=int, default=defaults.payload_limit,
+                   help="bytes of one request body; more: 413 (default %(default)s, TEI's)")
+    p.add_argument("--max-input-chars", type=int, default=defaults.max_input_chars,
+                   help="characters of one text (both texts of a pair); longer: 413, or cut when the request "
+                   "sets truncate (default %(default)s)")
+    p.add_argument("--auto-truncate", action="store_true",
+                   help="truncate inputs longer than max_seq_length when a request does not say (default: 413, "
+                   "as TEI)")
+    p.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' on every route but /health (default "
+                   f"${API_KEY_ENV}; none: an open server)")
+    p.add_argument("--cors-allow-origin", action="append", metavar="ORIGIN",
+                   help="let web pages from ORIGIN call the API (repeatable; default: no CORS)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds to let in-flight requests finish before closing (default %(default)s)")
+    p.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    p.add_argument("--access-log", action="store_true", help="log every request on stderr (uvicorn's access log)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("report", help="rebuild a run's plots, report.md and model card from its files")
     p.add_argument("run_dir", help="a `textclf train` output directory")
