@@ -31,8 +31,8 @@ from textclf.serving.metrics import ServeMetrics
 from textclf.serving.protocol import (
     ApiError,
     ErrorResponse,
-    PredictRequest,
     Prediction,
+    PredictRequest,
     clip_chars,
     format_predictions,
     is_pair_task,

@@ -256,7 +256,7 @@ class DynamicBatcher:
         started = time.perf_counter()
         try:
             logits = self.predictor.logits(texts)
-        except Exception as err:  # noqa: BLE001 - answered as 424; retried alone so one bad request fails alone
+        except Exception as err:
             if len(batch) > 1:
                 logger.warning("a merged batch of %d requests failed (%s): running them one by one", len(batch), err)
                 for item in batch:
