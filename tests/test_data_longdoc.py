@@ -271,7 +271,8 @@ def test_training_head_tail_on_sentence_pairs_is_a_config_error(fast_recipe, mak
 
 def test_recipe_defaults_and_valid_settings():
     recipe = load_recipe("sst2")
-    assert (recipe.truncation, recipe.head_tokens, recipe.stride) == ("head", 128, 128)  # 128 tokens: not checked
+    # truncation=auto (the default): head at sst2's explicit 128 tokens (textclf.training.run.resolve_lengths)
+    assert (recipe.truncation, recipe.head_tokens, recipe.stride) == ("auto", 128, 128)
     imdb = load_recipe("imdb", ["truncation=head_tail"])
     assert (imdb.truncation, imdb.head_tokens, imdb.max_seq_length) == ("head_tail", 128, 512)
     assert load_recipe("imdb", ["truncation=chunks", "stride=0"]).stride == 0

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "textclf"
-# Calls that change the whole process: thread counts, plotting backends, stdout, logging and warning settings.
+# Calls that change the whole process: thread counts, plotting backends, stdout, logging and warning settings,
+# signal handlers.
 PROCESS_WIDE = {"set_num_threads", "use", "redirect_stdout", "basicConfig", "set_verbosity_error",
-                "set_verbosity_warning", "filterwarnings"}
+                "set_verbosity_warning", "filterwarnings", "signal"}
 # Process entry points, where such settings belong: the console script and the search's spawned worker processes.
 ENTRY_POINTS = {("cli", "main"), ("cli", "_set_threads"), ("cli", "cmd_export"), ("cli", "cmd_train"),
-                ("cli", "cmd_search"), ("cli", "cmd_benchmark"), ("training.search", "_worker_main")}
+                ("cli", "cmd_search"), ("cli", "cmd_benchmark"), ("cli", "cmd_serve"),
+                ("training.search", "_worker_main")}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -93,6 +95,8 @@ def test_the_cycle_check_finds_a_function_level_cycle(tmp_path):
     ("textclf.data.loading", "textclf.training"), ("textclf.inference.predictor", "textclf.training"),
     ("textclf.inference.predictor", "textclf.evaluation"), ("textclf.reports.rundir", "textclf.training"),
     ("textclf.modeling", "textclf.inference"), ("textclf.hub", "textclf.reports"),
+    ("textclf.serving", "textclf.training"), ("textclf.serving", "textclf.evaluation"),
+    ("textclf.inference", "textclf.serving"), ("textclf.modeling", "textclf.serving"),
 ])
 def test_lower_stages_never_import_higher_ones(lower, upper):
     """Imports run from the CLI down to config and tasks: a stage never reaches up the pipeline (prediction never

@@ -110,3 +110,12 @@ def test_serve_refuses_a_directory_that_is_not_a_checkpoint(tmp_path):
     last = process.stderr.strip().splitlines()[-1]
     assert last.startswith("textclf: error:") and "not a checkpoint directory" in last
     assert process.stdout == ""
+
+
+def test_bad_limits_are_one_error_line_before_the_model_loads(capsys, tmp_path):
+    from textclf.cli import main
+
+    code = main(["serve", str(tmp_path), "--max-batch-tokens", "0"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.strip().splitlines() == ["textclf: error: max_batch_tokens=0: give a positive number"]

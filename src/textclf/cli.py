@@ -186,8 +186,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:
-    """SIGTERM / SIGINT handler: exit 0. uvicorn replaces it while serving (stop accepting, finish in-flight
-    requests) and raises the signal again once it has shut down, which lands here."""
+    """SIGTERM / SIGINT handler of ``textclf serve``: exit 0. uvicorn replaces it while serving (on the signal it
+    stops accepting and finishes in-flight requests), then restores it and raises the signal again, which lands
+    here: a graceful shutdown exits 0, not -15."""
     raise SystemExit(0)
 
 
@@ -208,8 +209,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              batching=not args.no_batching, api_key=api_key,
                              cors_allow_origins=tuple(args.cors_allow_origin or ()),
                              model_id="/".join(checkpoint.resolve().parts[-2:]))
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
     if args.torch_threads:
         _set_threads(args.torch_threads)
     # batch_size = the token budget: the budget alone decides how many rows a forward pass takes.
@@ -220,7 +219,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"textclf: warning: serving on {args.host} without an API key: anyone who reaches port {args.port} "
               f"can use the model (give --api-key or ${API_KEY_ENV})", file=sys.stderr)
-    uvicorn.run(create_app(predictor, settings), host=args.host, port=args.port, access_log=args.access_log,
+    app = create_app(predictor, settings)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log,
                 timeout_graceful_shutdown=args.graceful_timeout, log_level="debug" if args.verbose else "info")
     return 0
 

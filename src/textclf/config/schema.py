@@ -192,9 +192,9 @@ class Recipe:
                     "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, key) != "auto" and getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive integer")
-        if self.truncation != "auto":  # sizes against max_seq_length=auto: checked again once it is resolved
-            check_truncation(self.truncation, 512 if self.max_seq_length == "auto" else self.max_seq_length,
-                             self.head_tokens, self.stride)
+        # auto: head_tokens and stride are checked alone here; against the length once it is resolved
+        check_truncation("head" if self.truncation == "auto" else self.truncation,
+                         512 if self.max_seq_length == "auto" else self.max_seq_length, self.head_tokens, self.stride)
         if self.min_train_steps < 0:
             raise ConfigError(f"min_train_steps={self.min_train_steps} must be 0 (off) or a positive integer")
         for key in ("max_train_samples", "max_eval_samples", "eval_steps", "early_stopping_patience"):
