@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                "naive": ([sys.executable, __file__, "--naive-server", str(checkpoint)], "fp32")}
     if "bf16" in precisions:
         servers["textclf_bf16"] = (serve + ["--precision", "bf16"], "bf16")
-    rows, failed, mismatched, summary = [], 0, 0, {}
+    rows, failed, mismatched = [], 0, 0
     for name, (command, precision) in servers.items():
         port = free_port()
         process = start(command + (["--port", str(port)] if name != "naive" else [str(port)]), port)

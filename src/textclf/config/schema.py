@@ -14,6 +14,7 @@ from typing import Any
 
 from textclf.config.coercion import field_types
 from textclf.config.space import ParamSpec, SearchConfig, parse_space
+from textclf.data.lengths import MODEL_INPUT_CAP
 from textclf.data.longdoc import DEFAULT_HEAD_TOKENS, DEFAULT_STRIDE, check_truncation
 from textclf.errors import ConfigError
 from textclf.hub import check_hub_model_id
@@ -194,7 +195,8 @@ class Recipe:
                 raise ConfigError(f"{key}={getattr(self, key)} must be a positive integer")
         # auto: head_tokens and stride are checked alone here; against the length once it is resolved
         check_truncation("head" if self.truncation == "auto" else self.truncation,
-                         512 if self.max_seq_length == "auto" else self.max_seq_length, self.head_tokens, self.stride)
+                         MODEL_INPUT_CAP if self.max_seq_length == "auto" else self.max_seq_length, self.head_tokens,
+                         self.stride)
         if self.min_train_steps < 0:
             raise ConfigError(f"min_train_steps={self.min_train_steps} must be 0 (off) or a positive integer")
         for key in ("max_train_samples", "max_eval_samples", "eval_steps", "early_stopping_patience"):

@@ -47,7 +47,8 @@ class LengthChoice:
 
 
 def token_lengths(tokenizer: Any, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> np.ndarray:
-    """Tokens per text (or pair), special tokens included, without truncation: (len(texts),) int64."""
+    """Tokens per text (or pair), special tokens included, without truncation: (len(texts),) int64. Used by
+    ``auto`` here and by the server's batcher (:mod:`textclf.serving.batching`) to size its batches."""
     encoded = tokenizer(list(texts), list(text_pairs) if text_pairs is not None else None, truncation=False,
                         add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False,
                         verbose=False)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from textclf.data.lengths import token_lengths
 from textclf.inference.predictor import Predictor, Text
 
 logger = logging.getLogger(__name__)
@@ -231,8 +232,7 @@ class DynamicBatcher:
         firsts = [t[0] for t in item.texts] if item.pairs else item.texts
         seconds = [t[1] for t in item.texts] if item.pairs else None
         try:
-            lengths = predictor.tokenizer(firsts, seconds, truncation=False, verbose=False, return_length=True,
-                                          return_attention_mask=False, return_token_type_ids=False)["length"]
+            lengths = token_lengths(predictor.tokenizer, firsts, seconds).tolist()
         except Exception as err:  # noqa: BLE001 - a tokenizer failure belongs to this request alone
             self._resolve(item, error=err)
             return False
