@@ -53,9 +53,8 @@ def write_table(path: Path, rows: list[dict] | pd.DataFrame) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make any Hugging Face Hub lookup fail at once (no network here: otherwise ~25 s of retries per call).
+def patch_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any Hugging Face Hub lookup fail at once (no network here: otherwise minutes of retries per call).
 
     ``datasets`` and ``huggingface_hub`` read HF_HUB_OFFLINE at import, so their module constants are patched too.
     """
@@ -65,6 +64,12 @@ def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture(autouse=True)
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs offline (:func:`patch_hub_offline`)."""
+    patch_hub_offline(monkeypatch)
 
 
 @pytest.fixture
@@ -265,8 +270,12 @@ def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from textclf.cli import main
 
     out = tmp_path_factory.mktemp("tiny-benchmark")
-    code = main(["benchmark", *TINY_BENCHMARK_TASKS, "--budget", "tiny", "--output-dir", str(out),
-                 "--data-dir", str(mirror_path())])
+    # Session fixtures are set up before the function-scoped hub_offline: the tasks without a mirrored train
+    # split (qqp, mnli, qnli) would otherwise wait on Hub retries (30+ minutes seen here).
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        patch_hub_offline(monkeypatch)
+        code = main(["benchmark", *TINY_BENCHMARK_TASKS, "--budget", "tiny", "--output-dir", str(out),
+                     "--data-dir", str(mirror_path())])
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else None
     return {"code": code, "results": results, "dir": out}
 
