@@ -326,3 +326,38 @@ def test_the_method_is_searchable(make_search_recipe, tmp_path):
         metrics = json.loads((tmp_path / "search" / "trials" / str(row.number) / "metrics.json").read_text())
         assert metrics["method"] == row.params_method
     assert load_recipe(str(tmp_path / "search" / "best_recipe.yaml")).method == result.best_params["method"]
+
+
+def test_an_interrupted_trial_continues_from_its_checkpoint_to_the_uninterrupted_result(make_search_recipe,
+                                                                                        tmp_path, monkeypatch):
+    import textclf.training.search as search_module
+    from transformers import TrainerCallback
+
+    recipe = make_search_recipe("num_train_epochs=3", "eval_strategy=steps", "eval_steps=2",
+                                "save_minutes=0.00001", n_trials=1)
+    baseline = search(recipe, tmp_path / "baseline")
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    real_train = search_module.train
+    monkeypatch.setattr(search_module, "train", lambda *a, callbacks=(), **k: real_train(
+        *a, callbacks=[*callbacks, CtrlC()], **k))
+    out = tmp_path / "search"
+    with pytest.raises(KeyboardInterrupt):
+        search(recipe, out)
+    assert (out / "trials" / "0" / "checkpoints" / "checkpoint-2").is_dir()  # kept for the next run
+    monkeypatch.setattr(search_module, "train", real_train)
+    resumed = search(recipe, out)
+
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["state"]) == ["FAIL", "COMPLETE"]
+    study, base_study = load_study(resumed), load_study(baseline)
+    continued, reference = study.trials[1], base_study.trials[0]
+    assert continued.user_attrs["resumes_trial"] == 0 and continued.params == reference.params
+    assert continued.value == reference.value
+    assert continued.user_attrs["metrics"] == reference.user_attrs["metrics"]  # eval_loss too: same weights
+    assert continued.intermediate_values == reference.intermediate_values  # replayed, then the same evaluations
+    assert not (out / "trials" / "0" / "checkpoints").exists()  # finished: weights dropped as for any trial

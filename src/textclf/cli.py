@@ -51,6 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
+    if args.resume:
+        overrides.append("resume_from_checkpoint=last")
     recipe = load_recipe(args.task_or_recipe, overrides)
     output_dir = Path(args.output_dir or Path("runs") / (recipe.task or Path(recipe.data.train_file or "run").stem))
     _set_threads(recipe.torch_num_threads)
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="recipe overrides, e.g. model=DIR max_train_samples=2000 learning_rate=3e-5")
     p.add_argument("--output-dir", help="run directory (default runs/<task>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
     p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
     p.set_defaults(func=cmd_train)
 

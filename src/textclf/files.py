@@ -9,6 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# The suffix of atomic_path's temporaries: what a killed process leaves behind carries it, and nothing else does.
+TEMPORARY_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -20,7 +23,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent))
     target = tmp / path.name
     try:
         yield target
@@ -28,7 +31,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             raise FileNotFoundError(f"atomic_path: nothing was written for {path}")
         old = None
         if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.old-{os.getpid()}{TEMPORARY_SUFFIX}")
             os.replace(path, old)
         try:
             os.replace(target, path)
@@ -46,3 +49,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete what :func:`atomic_path` left in ``directory`` when its process was killed mid-write (hidden names
+    ending in ``.tmp``: never a finished artefact); returns the paths removed. Call it only where no other process
+    is writing into ``directory``, e.g. when a run starts in its own output directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(TEMPORARY_SUFFIX)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    return stale

@@ -16,6 +16,14 @@ import torch
 from scipy.special import expit, softmax
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from textclf.checkpoints import (
+    EMBEDDING_HEAD_FILE,
+    EMBEDDING_METHODS,  # noqa: F401 - re-exported, training.run imports it from here
+    check_loaded_config,
+    check_model_dir,
+    hub_pickle_message,
+    loading_kwargs,
+)
 from textclf.config import BUNDLED_MODEL
 from textclf.errors import ModelError
 from textclf.tasks import MULTI_LABEL, REGRESSION
@@ -39,51 +47,96 @@ def base_model_id(model: str) -> str:
     return "sentence-transformers/all-MiniLM-L6-v2" if model == BUNDLED_MODEL else model
 
 
-def _load(loader: Any, model: str, **kwargs: Any) -> Any:
+def _load(loader: Any, model: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+          **kwargs: Any) -> Any:
+    """``loader.from_pretrained`` (AutoConfig, AutoTokenizer or a model class) on ``model`` as safely as
+    :mod:`textclf.checkpoints` says: a local directory is checked first (:func:`check_model_dir`), weights come
+    from safetensors only and custom code stays off unless allowed, and a Hub config declaring custom code is
+    refused after loading (nothing of it ran)."""
     path = resolve_model_path(model)
+    is_model = loader not in (AutoConfig, AutoTokenizer)
+    safety = loading_kwargs(allow_pickle, trust_remote_code)
+    if Path(path).is_dir():
+        check_model_dir(path, weights=is_model, tokenizer=loader is AutoTokenizer,
+                        allow_pickle=safety["use_safetensors"] is None, trust_remote_code=safety["trust_remote_code"])
+    trusted = {"trust_remote_code": safety["trust_remote_code"]}
     try:
-        return loader.from_pretrained(path, **kwargs)
+        if not Path(path).is_dir() and loader is not AutoTokenizer:  # a Hub id: its config first, none of its code
+            check_loaded_config(model, AutoConfig.from_pretrained(path, **trusted), safety["trust_remote_code"])
+        # AutoConfig and AutoTokenizer would keep use_safetensors as a config / tokenizer attribute: models only.
+        return loader.from_pretrained(path, **kwargs, **(safety if is_model else trusted))
     except (OSError, ValueError) as err:  # missing files: OSError; a directory without config.json: ValueError
+        if isinstance(err, ModelError):
+            raise
         raise _load_error(model, path, err) from None
 
 
 def _load_error(model: str, path: str, err: Exception) -> ModelError:
+    message = str(err)
+    if "cannot be loaded with `safetensors`" in message:  # transformers, use_safetensors=True, a Hub repo of .bin
+        return ModelError(hub_pickle_message(model))
+    if "contains custom code" in message or "trust_remote_code=True" in message:  # resolve_trust_remote_code
+        return ModelError(f"cannot load model {model!r}: it needs its own Python code (trust_remote_code), which "
+                          "textclf does not run unless asked. Fix: read the repository's code and, if you trust it, "
+                          "pass trust_remote_code=True (textclf --trust-remote-code, or TEXTCLF_TRUST_REMOTE_CODE=1)")
     local = Path(path).exists()
     hint = ("it is a local path but not a complete checkpoint (config.json, weights, tokenizer)" if local else
             "it is not a local directory and the Hugging Face Hub could not serve it")
-    return ModelError(f"cannot load model {model!r}: {hint} ({str(err).splitlines()[0]}). "
+    return ModelError(f"cannot load model {model!r}: {hint} ({message.splitlines()[0] if message else err!r}). "
                       "Fix: give model=bundled (offline all-MiniLM-L6-v2), a local checkpoint directory, "
                       "or a Hub id with network access")
 
 
-def load_sentence_model(model: str, max_seq_length: int | str | None = None) -> Any:
+def load_sentence_model(model: str, max_seq_length: int | str | None = None, *, allow_pickle: bool = False,
+                        trust_remote_code: bool = False) -> Any:
     """``model`` as a ``sentence_transformers.SentenceTransformer`` (a plain transformers encoder gets mean pooling,
     as sentence-transformers builds it) that cuts texts at ``max_seq_length`` tokens (None or ``auto``: the model's
     own limit, set later by :func:`textclf.training.run.resolve_lengths`), on the GPU when there is one.
 
+    Args:
+        allow_pickle: load pickle weights (``pytorch_model.bin``) when there are no safetensors (also
+            ``TEXTCLF_ALLOW_PICKLE=1``); off, a local directory of pickle weights is refused, and from the Hub the
+            encoder is loaded with ``use_safetensors=True``.
+        trust_remote_code: run the model's own code (``auto_map``; also ``TEXTCLF_TRUST_REMOTE_CODE=1``).
+
     Raises:
-        ModelError: the model cannot be found locally or on the Hub.
+        ModelError: the model cannot be found locally or on the Hub; its weights are pickle only, or it declares
+            custom code, and that is not allowed.
     """
     import torch
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model_path(model)
+    safety = loading_kwargs(allow_pickle, trust_remote_code)
+    if Path(path).is_dir():
+        check_model_dir(path, weights=True, tokenizer=True, allow_pickle=safety["use_safetensors"] is None,
+                        trust_remote_code=safety["trust_remote_code"])
+    model_kwargs = {} if safety["use_safetensors"] is None else {"use_safetensors": True}
     try:
-        body = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
+        body = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu",
+                                   trust_remote_code=safety["trust_remote_code"], model_kwargs=model_kwargs)
     except (OSError, ValueError) as err:
         raise _load_error(model, path, err) from None
+    if not Path(path).is_dir():
+        encoder = body[0].auto_model if hasattr(body[0], "auto_model") else None
+        check_loaded_config(model, getattr(encoder, "config", None), safety["trust_remote_code"])
     if isinstance(max_seq_length, int):
         body.max_seq_length = max_seq_length
     return body
 
 
-def load_tokenizer(model: str) -> Any:
+def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
     """The model's fast tokenizer.
 
+    Args:
+        trust_remote_code: allow a tokenizer of the model's own code (``auto_map`` in tokenizer_config.json; also
+            ``TEXTCLF_TRUST_REMOTE_CODE=1``).
+
     Raises:
-        ModelError: the model cannot be found locally or on the Hub.
+        ModelError: the model cannot be found locally or on the Hub, a local directory has no tokenizer, or it
+            declares custom code that is not trusted.
     """
-    return _load(AutoTokenizer, model, use_fast=True)
+    return _load(AutoTokenizer, model, trust_remote_code=trust_remote_code, use_fast=True)
 
 
 def label_maps(label_names: list[str], problem_type: str) -> tuple[dict[int, str], dict[str, int]]:
@@ -125,7 +178,8 @@ def use_length_aware_attention(model: PreTrainedModel, min_sdpa_length: int = SD
 def load_model(model: str, label_names: list[str], problem_type: str, freeze_base: bool = False,
                freeze_embeddings: bool = False, attention_dropout: float | None = None,
                hidden_dropout: float | None = None, attn_implementation: str | None = None,
-               extra_config: dict[str, Any] | None = None) -> PreTrainedModel:
+               extra_config: dict[str, Any] | None = None, *, allow_pickle: bool = False,
+               trust_remote_code: bool = False) -> PreTrainedModel:
     """``AutoModelForSequenceClassification`` with num_labels, id2label, label2id and problem_type in its config.
 
     Args:
@@ -143,15 +197,22 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
             ``dropout``); None keeps the model's own.
         attn_implementation: "eager" or "sdpa" (transformers' attention kernels); None: the library default.
         extra_config: attributes stored in the config (saved in config.json), e.g. ``textclf`` metadata.
+        allow_pickle: load pickle weights (``pytorch_model.bin``) when there are no safetensors (also
+            ``TEXTCLF_ALLOW_PICKLE=1``); off, they are refused (transformers gets ``use_safetensors=True``).
+        trust_remote_code: run the model's own code (``auto_map`` in its config; also
+            ``TEXTCLF_TRUST_REMOTE_CODE=1``); off, such a model is refused.
 
     Raises:
-        ModelError: the model cannot be found locally or on the Hub.
+        ModelError: the model cannot be found locally or on the Hub; a local directory is incomplete (see
+            :func:`textclf.checkpoints.check_model_dir`); its weights are pickle only, or it declares custom code,
+            and that is not allowed.
     """
     id2label, label2id = label_maps(label_names, problem_type)
     kwargs: dict[str, Any] = {}
     dropouts = {k: v for k, v in (("attention_dropout", attention_dropout), ("hidden_dropout", hidden_dropout))
                 if v is not None}
-    config = _load(AutoConfig, model) if dropouts else None
+    safety = {"allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code}
+    config = _load(AutoConfig, model, **safety) if dropouts else None
     for setting, value in dropouts.items():
         names = [n for n in DROPOUT_NAMES[setting] if hasattr(config, n)]
         if not names:
@@ -161,7 +222,7 @@ def load_model(model: str, label_names: list[str], problem_type: str, freeze_bas
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     loaded = _load(AutoModelForSequenceClassification, model, num_labels=len(id2label), id2label=id2label,
-                   label2id=label2id, problem_type=problem_type, **kwargs)
+                   label2id=label2id, problem_type=problem_type, **safety, **kwargs)
     for key, value in (extra_config or {}).items():
         setattr(loaded.config, key, value)
     if freeze_embeddings:
@@ -198,10 +259,6 @@ def predictions_from_logits(logits: np.ndarray, problem_type: str, threshold: fl
     if problem_type == MULTI_LABEL:
         return (expit(logits.astype(np.float64)) >= threshold).astype(np.int64)
     return logits.argmax(axis=-1).astype(np.int64)
-
-
-EMBEDDING_HEAD_FILE = "head.safetensors"  # weight (num_labels, hidden_size), bias (num_labels,): float32
-EMBEDDING_METHODS = ("head", "setfit")  # the methods whose checkpoint is an encoder, a pooling and a linear head
 
 
 class EmbeddingClassifier(torch.nn.Module):
@@ -259,11 +316,19 @@ class EmbeddingClassifier(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.head(embeddings.to(self.head.weight.dtype)))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> EmbeddingClassifier:
-        """Load a checkpoint written by :func:`save_embedding_classifier`.
+    def from_pretrained(cls, path: str | Path, *, allow_pickle: bool = False,
+                        trust_remote_code: bool = False) -> EmbeddingClassifier:
+        """Load a checkpoint written by :func:`save_embedding_classifier` (check it first with
+        :func:`textclf.checkpoints.validate_checkpoint`, as ``Predictor.from_pretrained`` does).
+
+        Args:
+            allow_pickle: let the encoder's weights come from ``pytorch_model.bin`` when there are no safetensors
+                (also ``TEXTCLF_ALLOW_PICKLE=1``); the head is safetensors always.
+            trust_remote_code: run the encoder's own code (``auto_map``; also ``TEXTCLF_TRUST_REMOTE_CODE=1``).
 
         Raises:
             ModelError: the head file or the pooling description is missing or unsupported.
+            OSError: no encoder weights transformers may load (no safetensors, and pickle not allowed).
         """
         from safetensors.torch import load_file
         from transformers import AutoModel
@@ -273,7 +338,8 @@ class EmbeddingClassifier(torch.nn.Module):
             raise ModelError(f"{path} has no {EMBEDDING_HEAD_FILE}: it is not a textclf embedding-head checkpoint")
         head = load_file(str(path / EMBEDDING_HEAD_FILE))
         pooling, normalize = sentence_pooling(path)
-        return cls(AutoModel.from_pretrained(path), head["weight"], head["bias"], pooling, normalize)
+        encoder = AutoModel.from_pretrained(path, **loading_kwargs(allow_pickle, trust_remote_code))
+        return cls(encoder, head["weight"], head["bias"], pooling, normalize)
 
 
 def sentence_pooling(path: str | Path) -> tuple[str, bool]:

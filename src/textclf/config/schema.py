@@ -157,8 +157,12 @@ class Recipe:
     class_weights: str | list[float] = _key("none", "loss weights against imbalance: none, balanced (n / (k * "
                                                     "count)), or one float per label in id order")
     early_stopping_patience: int | None = _key(None, "evaluations without improvement before stopping")
-    resume_from_checkpoint: str | None = _key(None, "a checkpoint directory, or last for the newest in "
-                                                    "DIR/checkpoints")
+    # Preemption loses at most this much training; a save of the bundled model (weights, AdamW state, RNG) is a few
+    # seconds, under 1% of 10 minutes (benchmarks/checkpoint_overhead.py).
+    save_minutes: float | None = _key(10.0, "finetune: a resumable checkpoint at least every this many minutes of "
+                                            "training, mid-epoch too (0 or null: only at evaluation)")
+    resume_from_checkpoint: str | None = _key(None, "a checkpoint directory, or last for the newest complete one "
+                                                    "in DIR/checkpoints (textclf train --resume)")
     dataloader_num_workers: int = _key(0, "DataLoader worker processes")
     torch_num_threads: int | None = _key(None, "CPU threads for torch, set by the CLI (null: one per physical core)")
     report_to: str = _key("tensorboard", "none, or a comma list of tensorboard, mlflow, wandb (the last two: pip "
@@ -197,6 +201,8 @@ class Recipe:
         check_truncation("head" if self.truncation == "auto" else self.truncation,
                          MODEL_INPUT_CAP if self.max_seq_length == "auto" else self.max_seq_length, self.head_tokens,
                          self.stride)
+        if self.save_minutes is not None and self.save_minutes < 0:
+            raise ConfigError(f"save_minutes={self.save_minutes} must be >= 0 (0 or null: save at evaluation only)")
         if self.min_train_steps < 0:
             raise ConfigError(f"min_train_steps={self.min_train_steps} must be 0 (off) or a positive integer")
         for key in ("max_train_samples", "max_eval_samples", "eval_steps", "early_stopping_patience"):

@@ -171,6 +171,9 @@ def infer_text_columns(columns: list[str], cfg: DataConfig, source: str) -> tupl
     else:
         raise DataError(f"{source}: no text column found among {columns}: set data.text_column=NAME "
                         "(and data.text_pair_column=NAME for sentence pairs)")
+    if len(chosen) == 2 and chosen[0] == chosen[1]:
+        raise DataError(f"{source}: data.text_column and data.text_pair_column are both {chosen[0]!r}: set "
+                        "data.text_pair_column to the column of the second texts, or leave it out")
     for column in chosen:
         if column not in columns:
             raise DataError(f"{source}: no column {column!r}; columns are {columns}: "
@@ -185,6 +188,17 @@ def choose_text_columns(columns: list[str], trained: tuple[str, ...] | list[str]
     if not cfg.text_column and trained and all(c in columns for c in trained):
         return tuple(trained)
     return infer_text_columns(columns, cfg, source)
+
+
+def check_has_rows(frame: pd.DataFrame, source: str) -> None:
+    """Fail on a file without data rows (empty, or a header only).
+
+    Raises:
+        DataError: naming the file and the columns it has, if any.
+    """
+    if len(frame) == 0:
+        header = f" (only a header: {', '.join(map(str, frame.columns))})" if len(frame.columns) else ""
+        raise DataError(f"{source}: no data rows{header}: add one row per example")
 
 
 def _file_split(frame: pd.DataFrame, source: str, text_columns: tuple[str, ...], label_names: list[str],
@@ -215,10 +229,15 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     train_source = str(paths["train"])
     frames = {"train": read_table(train_source, lambda columns: infer_text_columns(columns, cfg, train_source))}
+    check_has_rows(frames["train"], train_source)
     text_columns = infer_text_columns(list(frames["train"].columns), cfg, train_source)
     frames.update({role: read_table(path, text_columns) for role, path in paths.items() if path and role != "train"})
     label_column = cfg.label_column or "label"
+    if label_column in text_columns:
+        raise DataError(f"{train_source}: column {label_column!r} is both a text column and the label column: set "
+                        "data.label_column (or data.text_column) to another column")
     for role, frame in frames.items():
+        check_has_rows(frame, str(paths[role]))
         missing = [c for c in (*text_columns, label_column) if c not in frame.columns]
         if missing and not (role == "test" and missing == [label_column]):
             raise DataError(f"{paths[role]}: no column {missing[0]!r}; columns are {list(frame.columns)}: "
@@ -231,6 +250,7 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     label_names = label_names or []
     outputs = num_labels(problem_type, label_names)
     if problem_type == SINGLE_LABEL and outputs < 2:
+        encode_labels(frames["train"], label_names, problem_type, train_source)  # a row that cannot be a label first
         raise DataError(f"{train_source}: column {label_column!r} has {outputs} distinct label(s); "
                         "a classifier needs at least 2")
     splits, sources = {}, {}
@@ -281,8 +301,12 @@ def load_eval_data(source: str, label_names: list[str], problem_type: str, split
     """
     if Path(source).suffix.lower() in DATA_FILE_SUFFIXES:
         frame = read_table(source, lambda found: choose_text_columns(found, text_columns, DataConfig(), source))
+        check_has_rows(frame, source)
         columns = choose_text_columns(list(frame.columns), text_columns, DataConfig(), source)
         column = label_column or "label"
+        if column in columns:
+            raise DataError(f"{source}: column {column!r} is both a text column and the label column: set "
+                            "--label-column to the column that holds the labels")
         if column not in frame.columns:
             raise DataError(f"{source}: no label column {column!r}; columns are {list(frame.columns)}: "
                             "set --label-column NAME, or use `textclf predict` for unlabelled data")

@@ -7,6 +7,7 @@ class ids (single-label), float32 scores (regression) or float32 multi-hot lists
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -15,16 +16,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from textclf.data.tables import row_line
 from textclf.errors import DataError
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 
 def row_name(source: str, index: int) -> str:
-    """Where a row is, as a user finds it: a line in text files (header counted for CSV), else a row index."""
-    if source.endswith((".csv", ".tsv")):
-        return f"{source} line {index + 2}"
-    if source.endswith((".jsonl", ".json")):
-        return f"{source} line {index + 1}" if source.endswith(".jsonl") else f"{source} record {index}"
+    """Where a row is, as a user finds it: the line it starts on in a CSV, TSV or JSON Lines file (header, quoted
+    texts over several lines and blank JSON Lines lines counted, :func:`textclf.data.tables.row_line`), the record
+    (1-based) of a JSON array, else the row index (task splits, Parquet)."""
+    suffix = Path(source).suffix.lower()
+    if suffix in (".csv", ".tsv", ".jsonl"):
+        line = row_line(source, index)
+        return f"{source} line {line if line is not None else index + (1 if suffix == '.jsonl' else 2)}"
+    if suffix == ".json":
+        return f"{source} record {index + 1}"
     return f"{source} row {index}"
 
 
@@ -110,24 +116,50 @@ def normalise_labels(ds: datasets.Dataset, column: str, problem_type: str, num_l
 
 
 def infer_problem_type(values: pd.Series) -> str:
-    """multi-label if the labels are lists, regression if they are non-integer numbers, else single-label."""
+    """multi-label if the labels are lists, regression if they are numbers not all whole (or not all finite: the
+    row is then reported by :func:`encode_labels`), else single-label."""
     present = values.dropna()
     if len(present) and isinstance(present.iloc[0], (list, tuple, np.ndarray)):
         return MULTI_LABEL
-    if pd.api.types.is_float_dtype(present) and not np.all(np.mod(present.to_numpy(), 1) == 0):
-        return REGRESSION
+    if pd.api.types.is_float_dtype(present):
+        numbers = present.to_numpy(dtype=np.float64)
+        finite = numbers[np.isfinite(numbers)]
+        if finite.size < numbers.size or not np.all(np.mod(finite, 1) == 0):
+            return REGRESSION
     return SINGLE_LABEL
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
 def label_list(frames: dict[str, pd.DataFrame], problem_type: str) -> list[str]:
-    """One sorted label list from the train frame's labels (numbers sorted as numbers), as strings."""
-    values = frames["train"]["label"].dropna()
+    """One sorted label list from the train frame's labels (numbers sorted as numbers, then names), as strings.
+
+    Labels that are one name apart (1, 1.0 and True are "1" and "True"; see :func:`_label_key`) are one label. Values
+    that cannot be labels (a list in a single-label file, an object) are left out here; :func:`encode_labels`
+    reports their row."""
+    values = frames["train"]["label"].dropna().tolist()
     if problem_type == MULTI_LABEL:
-        values = pd.Series([v for row in values for v in row])
-    unique = sorted(set(values.tolist()), key=lambda v: (isinstance(v, str), v))
-    names = [_label_key(v) for v in unique]
+        values = [v for row in values if _is_list(row) for v in row]
+    unique: dict[str, Any] = {}
+    for value in values:
+        if not _is_list(value) and not isinstance(value, dict) and not _is_missing(value):
+            unique.setdefault(_label_key(value), value)
+    order = sorted(unique.items(), key=lambda item: _sort_key(item[1], item[0]))
     # -1 marks unlabelled rows (GLUE test splits): it is never a class; encode_labels reports the row.
-    return list(dict.fromkeys(n for n in names if n != "-1"))
+    return [name for name, _ in order if name != "-1"]
+
+
+def _sort_key(value: Any, name: str) -> tuple[int, float, str]:
+    """Numbers (booleans among them) first, by value; then names, alphabetically."""
+    if isinstance(value, (bool, int, float, np.integer, np.floating, np.bool_)):
+        return 0, float(value), name
+    return 1, 0.0, name
 
 
 def _label_key(value: Any) -> str:
@@ -137,32 +169,69 @@ def _label_key(value: Any) -> str:
     return str(value)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_scores(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Regression labels as float scores; a missing, non-numeric or infinite one is refused with its row."""
+    raw = frame["label"].tolist()
+    scores = pd.to_numeric(frame["label"].map(lambda v: np.nan if _is_list(v) or isinstance(v, (dict, bool))
+                                              else v), errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        row = int(bad[0])
+        value = raw[row]
+        if _is_missing(value):
+            raise DataError(f"{row_name(source, row)}: missing score in column 'label': fill it in or drop the row")
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+        what = "is not a finite number" if number else "is not a number"
+        raise DataError(f"{row_name(source, row)}: score {_shown(value)} {what}: a regression label is one "
+                        "finite number per row")
+    frame = frame.copy()
+    frame["label"] = scores
+    return frame
+
+
 def encode_labels(frame: pd.DataFrame, label_names: list[str], problem_type: str, source: str) -> pd.DataFrame:
-    """Map the ``label`` column's names (or numbers) to ids through ``label_names``.
+    """Map the ``label`` column's names (or numbers) to ids through ``label_names``; regression: check the scores.
 
     Raises:
-        DataError: a missing label, or one not in ``label_names`` (with the row and the known labels).
+        DataError: naming the row: a missing label, one not in ``label_names`` (with the known labels), a value that
+            cannot be a label (a list in a single-label file, a name where a multi-label file has lists, an object),
+            or a regression score that is missing, not a number or not finite.
     """
     if problem_type == REGRESSION:
-        return frame
+        return _check_scores(frame, source)
     label2id = {name: i for i, name in enumerate(label_names)}
 
     def lookup(value: Any, row: int) -> int:
+        if _is_list(value) or isinstance(value, dict):
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise DataError(f"{row_name(source, row)}: label {_shown(value)} is {kind}: a label is one name or "
+                            "number" + (" (several labels per row: give every row a list of names)"
+                                        if problem_type == SINGLE_LABEL else ""))
         key = _label_key(value)
         if key not in label2id:
             if key == "-1":
                 raise DataError(f"{row_name(source, row)}: label -1 (unlabelled) in a labelled split: "
                                 "drop unlabelled rows or predict on them instead")
             shown = ", ".join(label_names[:20]) + (" ..." if len(label_names) > 20 else "")
-            raise DataError(f"{row_name(source, row)}: unknown label {value!r}: known labels are {shown}")
+            raise DataError(f"{row_name(source, row)}: unknown label {_shown(value)}: known labels are {shown}")
         return label2id[key]
 
     frame = frame.copy()
     encoded = []
     for row, value in enumerate(frame["label"].tolist()):
         if problem_type == MULTI_LABEL:
+            if _is_missing(value):
+                raise DataError(f"{row_name(source, row)}: missing labels: give a list of labels, [] for none")
+            if not _is_list(value):
+                raise DataError(f"{row_name(source, row)}: label {_shown(value)} is not a list: a multi-label file "
+                                "gives every row a list of labels, e.g. [\"joy\"] ([] for none)")
             encoded.append([lookup(v, row) for v in value])
-        elif value is None or (isinstance(value, float) and np.isnan(value)):
+        elif _is_missing(value):
             raise DataError(f"{row_name(source, row)}: missing label: fill it in or drop the row")
         else:
             encoded.append(lookup(value, row))

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoConfig, PretrainedConfig
 
+from textclf.checkpoints import ONNX_FILE, remote_code_trusted
 from textclf.errors import ModelError
 
-ONNX_FILE = "model.onnx"
 LOGITS = "logits"
 
 
@@ -42,12 +42,15 @@ class OnnxClassifier:
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, num_threads: int | None = None) -> OnnxClassifier:
+    def from_pretrained(cls, path: str | Path, num_threads: int | None = None, *,
+                        trust_remote_code: bool = False) -> OnnxClassifier:
         """Open an export directory on the CPU with every ONNX Runtime graph optimisation (``ORT_ENABLE_ALL``,
         applied when the session loads, so the saved graph stays portable across CPUs).
 
         Args:
             num_threads: intra-op threads; None lets ONNX Runtime use one per physical core.
+            trust_remote_code: let the config's own code (``auto_map``) run when it is read (also
+                ``TEXTCLF_TRUST_REMOTE_CODE=1``); the graph itself runs no Python.
 
         Raises:
             ModelError: no ``model.onnx`` or ``config.json``, or a file ONNX Runtime cannot load.
@@ -64,7 +67,7 @@ class OnnxClassifier:
             options.intra_op_num_threads = num_threads
         try:
             session = ort.InferenceSession(str(path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
-            config = AutoConfig.from_pretrained(path)
+            config = AutoConfig.from_pretrained(path, trust_remote_code=remote_code_trusted(trust_remote_code))
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"{path}: the ONNX export cannot be loaded: {str(err).splitlines()[0]}") from None
         return cls(session, config)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from textclf.checkpoints import EMBEDDING, ONNX, loading_kwargs, validate_checkpoint
 from textclf.data.longdoc import (
     DEFAULT_HEAD_TOKENS,
     DEFAULT_STRIDE,
@@ -26,13 +27,8 @@ from textclf.data.longdoc import (
 )
 from textclf.errors import ConfigError, ModelError
 from textclf.hardware import bf16_available
-from textclf.inference.onnx_backend import OnnxClassifier, is_onnx_export
-from textclf.modeling import (
-    EmbeddingClassifier,
-    is_embedding_checkpoint,
-    predictions_from_logits,
-    scores_from_logits,
-)
+from textclf.inference.onnx_backend import OnnxClassifier
+from textclf.modeling import EmbeddingClassifier, predictions_from_logits, scores_from_logits
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 Text = str | tuple[str, str]
@@ -110,28 +106,37 @@ class Predictor:
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **kwargs: Any) -> Predictor:
-        """Load a checkpoint directory written by ``textclf train`` (or any sequence-classification checkpoint), or
-        an ONNX export written by ``textclf export`` (recognised by its ``model.onnx``).
+    def from_pretrained(cls, path: str | Path, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+                        **kwargs: Any) -> Predictor:
+        """Load a checkpoint directory written by ``textclf train`` (or any sequence-classification checkpoint, a
+        complete Trainer ``checkpoint-N`` too), or an ONNX export written by ``textclf export`` (recognised by its
+        ``model.onnx``), after :func:`textclf.checkpoints.validate_checkpoint` has checked it.
 
         Args:
+            allow_pickle: accept pickle weights (``pytorch_model.bin``) when there are no safetensors (also
+                ``TEXTCLF_ALLOW_PICKLE=1``); off, such a checkpoint is refused and transformers is given
+                ``use_safetensors=True``.
+            trust_remote_code: run the checkpoint's own code (``auto_map`` in its config; also
+                ``TEXTCLF_TRUST_REMOTE_CODE=1``); off, such a checkpoint is refused.
             kwargs: the constructor's settings (batch_size, precision, max_seq_length, truncation, ...).
 
         Raises:
-            ModelError: the directory does not exist or is not a checkpoint.
+            ModelError: the directory does not exist or is not a checkpoint (a run directory: give RUN/model), is
+                partial (config, label maps, tokenizer, weights, head files), holds only pickle weights, or declares
+                custom code, the last two unless allowed; one message names the directory, what is wrong and the fix.
         """
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} is not a checkpoint directory (no config.json): give the `model` directory "
-                             "that `textclf train` wrote, e.g. runs/sst2/model")
+        kind = validate_checkpoint(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        safety = loading_kwargs(allow_pickle, trust_remote_code)
         try:
-            if is_onnx_export(path):
-                model = OnnxClassifier.from_pretrained(path)
-            elif is_embedding_checkpoint(path):  # method=head / setfit: encoder, pooling, linear head
-                model = EmbeddingClassifier.from_pretrained(path)
+            if kind == ONNX:
+                model = OnnxClassifier.from_pretrained(path, trust_remote_code=safety["trust_remote_code"])
+            elif kind == EMBEDDING:  # method=head / setfit: encoder, pooling, linear head
+                model = EmbeddingClassifier.from_pretrained(path, allow_pickle=allow_pickle,
+                                                            trust_remote_code=trust_remote_code)
             else:
-                model = AutoModelForSequenceClassification.from_pretrained(path)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+                model = AutoModelForSequenceClassification.from_pretrained(path, **safety)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=safety["trust_remote_code"])
         except ModelError:
             raise
         except (OSError, ValueError) as err:

@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.config import Recipe, save_recipe
 from textclf.data.loading import TaskData
-from textclf.errors import ConfigError
 from textclf.modeling import use_length_aware_attention
+from textclf.training.checkpointing import CheckpointCallback, resume_checkpoint
 from textclf.training.tracking import tensorboard_dir, tracking_callbacks, tracking_environment
 from textclf.training.trainer import build_trainer
 
@@ -24,22 +23,13 @@ logger = logging.getLogger(__name__)
 
 
 def resume_path(recipe: Recipe, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: None, the newest in ``DIR/checkpoints`` (``last``), or the directory given.
+    """The checkpoint to resume from: None, the newest complete one in ``DIR/checkpoints`` (``last``), or the
+    directory given (:func:`textclf.training.checkpointing.resume_checkpoint`).
 
     Raises:
-        ConfigError: ``last`` without a checkpoint, or a directory that does not exist.
+        ConfigError: ``last`` without a complete checkpoint, or a directory that is missing or incomplete.
     """
-    if recipe.resume_from_checkpoint in (None, "", "false"):
-        return None
-    if recipe.resume_from_checkpoint in ("last", "true"):
-        found = get_last_checkpoint(str(output_dir / "checkpoints")) if (output_dir / "checkpoints").is_dir() else None
-        if found is None:
-            raise ConfigError(f"resume_from_checkpoint=last: no checkpoint in {output_dir / 'checkpoints'}: "
-                             "run without it first, or give a checkpoint directory")
-        return found
-    if not Path(recipe.resume_from_checkpoint).is_dir():
-        raise ConfigError(f"resume_from_checkpoint={recipe.resume_from_checkpoint}: no such checkpoint directory")
-    return recipe.resume_from_checkpoint
+    return resume_checkpoint(recipe.resume_from_checkpoint, output_dir / "checkpoints")
 
 
 def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, *,
@@ -55,7 +45,8 @@ def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, 
     Raises:
         ConfigError, ModelError: raised by build_trainer before anything is written.
     """
-    trainer = build_trainer(recipe, data, output_dir, metric, callbacks=list(callbacks or []))
+    saves = CheckpointCallback(recipe.save_minutes)  # resumable checkpoints mid-epoch, each with its manifest
+    trainer = build_trainer(recipe, data, output_dir, metric, callbacks=[saves, *(callbacks or [])])
     save_recipe(recipe, output_dir / "config.yaml")
     if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them
         shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)

@@ -49,7 +49,7 @@ from textclf.data.loading import MIN_HOLDOUT_TRAIN, TaskData, load_recipe_data
 from textclf.data.longdoc import check_truncation
 from textclf.errors import ConfigError
 from textclf.evaluation.checkpoint import evaluate_run
-from textclf.files import atomic_path, atomic_write_text
+from textclf.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from textclf.hardware import describe_machine
 from textclf.hub import check_hub_token, push_model
 from textclf.inference.predictor import Predictor
@@ -217,6 +217,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     recipe, length_reason = resolve_lengths(recipe, data, method, body)
 
     model_dir = output_dir / "model"
+    for stale in remove_stale_temporaries(output_dir):
+        logger.warning("removed %s: a half-written file of an earlier run that was stopped", stale)
     if method == "finetune":
         trainer = fit_finetune(recipe, data, output_dir, metric, callbacks=list(callbacks or []), resume=resume)
         stats = trainer.stats

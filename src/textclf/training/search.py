@@ -45,6 +45,7 @@ from textclf.data.loading import TaskData, load_recipe_data
 from textclf.errors import ConfigError
 from textclf.files import atomic_write_text
 from textclf.hub import check_hub_token
+from textclf.training.checkpointing import last_complete_checkpoint
 from textclf.training.run import choose_method, train
 from textclf.training.study import (
     ClaimLock,
@@ -212,17 +213,61 @@ class _Objective:
         # every epoch count of a 10% subset the same number of steps.
         trial_recipe = dataclasses.replace(apply_params(self.recipe, suggest(trial, self.specs)), report_to="none",
                                            push_to_hub=False, min_train_steps=0)
-        run_dir = self.output_dir / "trials" / str(trial.number)
+        resumes = trial.user_attrs.get(RESUMES)
+        # A trial continuing an interrupted one trains in that one's directory, from its newest complete checkpoint
+        # (the checkpoints there name their directory), after replaying its reports to the pruner.
+        run_dir = self.output_dir / "trials" / str(trial.number if resumes is None else resumes)
+        if resumes is not None:
+            trial_recipe = dataclasses.replace(trial_recipe, resume_from_checkpoint="last")
+            for step, value in trial.study.trials[resumes].intermediate_values.items():
+                trial.report(value, step)
+            logger.info("trial %d continues interrupted trial %d from its last checkpoint", trial.number, resumes)
         pruning = [PruningCallback(trial, self.metric)] if self.recipe.eval_strategy != "no" else []
         try:
             result = train(trial_recipe, run_dir, callbacks=pruning, data=self.data)
-        finally:  # keep the small files, drop the weights (a search of 20 trials would keep 20 models)
-            for name in ("checkpoints", "model"):
-                shutil.rmtree(run_dir / name, ignore_errors=True)
+        except KeyboardInterrupt:  # keep the checkpoints: the next run of the search continues this trial
+            raise
+        except BaseException:
+            _drop_weights(run_dir)
+            raise
+        _drop_weights(run_dir)  # keep the small files (a search of 20 trials would keep 20 models)
         value = trial_value(result.metrics, run_dir, self.metric, self.direction)
         trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items()
                                         if k.startswith("eval_") and isinstance(v, (int, float))})
         return value
+
+
+def _drop_weights(run_dir: Path) -> None:
+    """Delete a trial's checkpoints and model, keeping its config, metrics and logs."""
+    for name in ("checkpoints", "model"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+# The user attribute of a trial that continues an interrupted trial: that trial's number.
+RESUMES = "resumes_trial"
+
+
+def requeue_interrupted(study: Any, output_dir: Path) -> list[int]:
+    """Queue a continuation (same parameters, user attribute :data:`RESUMES`) of every failed trial that left a
+    complete checkpoint in ``OUTPUT/trials/<number>/checkpoints`` (a killed worker, Ctrl-C) and has none yet;
+    return their numbers. Call it under the study's :class:`ClaimLock`. Optuna runs queued trials first
+    (``Study.enqueue_trial``), so a resumed search finishes interrupted trials instead of losing their work."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs.get(RESUMES) for t in trials}
+    queued = []
+    for trial in trials:
+        if trial.state != TrialState.FAIL or trial.number in continued or RESUMES in trial.user_attrs:
+            continue
+        if last_complete_checkpoint(output_dir / "trials" / str(trial.number) / "checkpoints",
+                                    remove_incomplete=False) is None:
+            continue
+        study.enqueue_trial(trial.params, user_attrs={RESUMES: trial.number})
+        queued.append(trial.number)
+    if queued:
+        logger.info("interrupted trials %s left checkpoints: queued to continue from them", queued)
+    return queued
 
 
 @dataclass
@@ -248,6 +293,8 @@ def _optimize(job: _Job, worker: int) -> None:
     while True:
         claim.acquire()
         try:
+            fail_dead_local_trials(study)
+            requeue_interrupted(study, objective.output_dir)
             if open_slots(study, objective.recipe.search.n_trials) <= 0:
                 break
             states.clear()

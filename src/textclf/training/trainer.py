@@ -29,6 +29,7 @@ from textclf.evaluation.metrics import trainer_metrics
 from textclf.hardware import resolve_bf16
 from textclf.modeling import base_model_id, load_model, load_tokenizer
 from textclf.tasks import MULTI_LABEL
+from textclf.training.checkpointing import ResumableTrainer
 from textclf.training.losses import WeightedLoss, resolve_class_weights
 from textclf.training.tracking import trainer_report_to
 
@@ -198,11 +199,11 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
         groups = layerwise_parameter_groups(model, recipe.learning_rate, recipe.layerwise_lr_decay,
                                             recipe.weight_decay)
         optimizers = (optimizer_cls(groups, **optimizer_kwargs), None)  # the Trainer still builds the scheduler
-    trainer = Trainer(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
-                      eval_dataset=encoded["validation"], optimizers=optimizers, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks,
-                      compute_loss_func=loss_func)
+    trainer = ResumableTrainer(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
+                               eval_dataset=encoded["validation"], optimizers=optimizers,
+                               processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                               compute_metrics=trainer_metrics(data.metrics, data.problem_type),
+                               callbacks=callbacks, compute_loss_func=loss_func)
     trainer.schedule = schedule  # what small_data_schedule decided, for metrics.json
     return trainer
 
