@@ -19,6 +19,7 @@ from textclf.errors import ConfigError, DataError
 from textclf.evaluation import evaluate_checkpoint
 from textclf.inference import Predictor
 from textclf.training import train
+from textclf.training.checkpointing import write_manifest
 
 
 def read_jsonl(path):
@@ -154,6 +155,7 @@ def test_resume_from_the_last_checkpoint(fast_recipe, sentiment_files, tmp_path)
     state = json.loads(state_file.read_text())
     state["log_history"].insert(0, {"marker": "from the first run", "step": 0})  # shows the state was loaded
     state_file.write_text(json.dumps(state))
+    write_manifest(state_file.parent, steps)  # an edited checkpoint is incomplete until its manifest is rewritten
 
     second = train(fast_recipe(train_file, f"validation_file={valid}", "num_train_epochs=2",
                                "resume_from_checkpoint=last"), out)
@@ -165,7 +167,7 @@ def test_resume_from_the_last_checkpoint(fast_recipe, sentiment_files, tmp_path)
 
 def test_resume_without_a_checkpoint_is_a_config_error(fast_recipe, sentiment_files, tmp_path):
     train_file, _ = sentiment_files
-    with pytest.raises(ConfigError, match="resume_from_checkpoint=last: no checkpoint"):
+    with pytest.raises(ConfigError, match="resume_from_checkpoint=last: no complete checkpoint"):
         train(fast_recipe(train_file, "resume_from_checkpoint=last"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="no such checkpoint directory"):

@@ -330,8 +330,9 @@ def test_the_method_is_searchable(make_search_recipe, tmp_path):
 
 def test_an_interrupted_trial_continues_from_its_checkpoint_to_the_uninterrupted_result(make_search_recipe,
                                                                                         tmp_path, monkeypatch):
-    import textclf.training.search as search_module
     from transformers import TrainerCallback
+
+    import textclf.training.search as search_module
 
     recipe = make_search_recipe("num_train_epochs=3", "eval_strategy=steps", "eval_steps=2",
                                 "save_minutes=0.00001", n_trials=1)

@@ -276,20 +276,39 @@ def _json_or_empty(path: Path) -> Any:
         return {}
 
 
-def _manifest_problems(path: Path) -> list[_Problem]:
-    """A Trainer checkpoint whose :data:`MANIFEST` does not match its files was stopped while being saved."""
+def read_manifest(path: Path) -> dict[str, int] | None:
+    """The file sizes (bytes, by path relative to ``path``) that checkpoint ``path``'s :data:`MANIFEST` records; None
+    when it has none.
+
+    Raises:
+        ValueError: the manifest is there but damaged.
+    """
     if not (path / MANIFEST).is_file():
-        return []
-    fix = "give an earlier checkpoint-N, or the run's model/ directory"
+        return None
     try:
         files = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
-        wrong = [name for name, size in files.items()
-                 if not (path / name).is_file() or (path / name).stat().st_size != size]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {str(name): int(size) for name, size in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path / MANIFEST} is damaged: {err}") from None
+
+
+def manifest_mismatches(path: Path, files: dict[str, int]) -> list[str]:
+    """The files of ``files`` (a :func:`read_manifest`) missing from ``path`` or of another size, sorted."""
+    return sorted(name for name, size in files.items()
+                  if not (path / name).is_file() or (path / name).stat().st_size != size)
+
+
+def _manifest_problems(path: Path) -> list[_Problem]:
+    """A Trainer checkpoint whose :data:`MANIFEST` does not match its files was stopped while being saved."""
+    fix = "give an earlier checkpoint-N, or the run's model/ directory"
+    try:
+        files = read_manifest(path)
+    except ValueError:
         return [_Problem(f"{MANIFEST} is damaged", fix)]
+    wrong = manifest_mismatches(path, files) if files is not None else []
     if not wrong:
         return []
-    return [_Problem(f"files missing or cut short against {MANIFEST}: {', '.join(sorted(wrong)[:5])} (it was being "
+    return [_Problem(f"files missing or cut short against {MANIFEST}: {', '.join(wrong[:5])} (it was being "
                      "saved when the run stopped)", fix)]
 
 

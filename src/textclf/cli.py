@@ -251,6 +251,36 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _opt_ins(args: argparse.Namespace):
+    """--allow-pickle / --trust-remote-code for this command, as the environment variables textclf.checkpoints reads
+    (so every loader sees them, and so do the processes a search or server spawns); restored afterwards."""
+    from textclf.checkpoints import ALLOW_PICKLE_ENV, TRUST_REMOTE_CODE_ENV
+
+    wanted = {ALLOW_PICKLE_ENV: getattr(args, "allow_pickle", False),
+              TRUST_REMOTE_CODE_ENV: getattr(args, "trust_remote_code", False)}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update({name: "1" for name, on in wanted.items() if on})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _add_loading_flags(p: argparse.ArgumentParser) -> None:
+    """The opt-ins of a verb that loads a model or checkpoint (textclf.checkpoints: refused without them)."""
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load pickle weights (pytorch_model.bin) when there are no safetensors; unpickling can run "
+                        "code: only for files you trust (also TEXTCLF_ALLOW_PICKLE=1)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run a model's own Python code (auto_map in its config); only for code you have read "
+                        "(also TEXTCLF_TRUST_REMOTE_CODE=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``textclf`` argument parser (one sub-command per verb)."""
     parser = argparse.ArgumentParser(prog="textclf", description="Fine-tune, evaluate and use text classifiers.",
@@ -269,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
     p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a task split or labelled file")
@@ -284,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity", action="store_true",
                    help="also run the fp32 PyTorch model (for --precision bf16, or an ONNX export) and report the "
                    "max logit difference and the metrics of both")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict texts or a file with a checkpoint")
@@ -306,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how longer texts are cut (default: the checkpoint's own); head on a chunks checkpoint "
                    "reads one window per text, as the pipeline does: faster, slightly less accurate on long texts")
     p.add_argument("--max-seq-length", type=int, help="tokens per model input (default: the checkpoint's own)")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (optionally int8) for fast CPU inference")
@@ -323,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", help="label column of a data file (default label)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-parity", action="store_true", help="skip the parity check (no labelled data needed)")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="train and score a list of tasks; write results.json and results.md")
@@ -337,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precision for scoring the extra splits (IMDb's 25,000 test reviews: bf16 is ~4x faster)")
     p.add_argument("--readme", help="also write the table into this Markdown file, between the lines "
                    "'<!-- textclf benchmark: start -->' and '<!-- textclf benchmark: end -->'")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_benchmark, overrides=[])
 
     p = sub.add_parser("search", help="search hyperparameters (Optuna; resumable, parallel), retrain the best")
@@ -354,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("optuna", "ray"), help="search.backend (optuna; ray needs textclf[ray])")
     p.add_argument("--no-retrain", action="store_true", help="skip retraining the best configuration on full data")
     p.add_argument("--data-dir")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_search)
 
     from textclf.serving.settings import API_KEY_ENV, ServeSettings  # light: no torch, no web framework
@@ -397,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, seconds to let in-flight requests finish before closing (default %(default)s)")
     p.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     p.add_argument("--access-log", action="store_true", help="log every request on stderr (uvicorn's access log)")
+    _add_loading_flags(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("report", help="rebuild a run's plots, report.md and model card from its files")
@@ -433,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.set_verbosity_warning() if args.verbose else hf_logging.set_verbosity_error()
     try:
-        return args.func(args)
+        with _opt_ins(args):
+            return args.func(args)
     except TextclfError as err:
         print(f"textclf: error: {err}", file=sys.stderr)
         return 2

@@ -24,12 +24,12 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
+from textclf.checkpoints import MANIFEST, manifest_mismatches, read_manifest
 from textclf.errors import ConfigError
 from textclf.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "textclf-checkpoint.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -41,19 +41,13 @@ def write_manifest(checkpoint: Path, global_step: int) -> None:
 
 
 def is_complete(checkpoint: Path) -> bool:
-    """True when ``checkpoint`` has a manifest and every file it lists is there with the recorded size."""
+    """True when ``checkpoint`` has a manifest listing trainer_state.json and every file it lists is there with the
+    recorded size (:func:`textclf.checkpoints.read_manifest`)."""
     try:
-        manifest = json.loads((checkpoint / MANIFEST).read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        files = read_manifest(checkpoint)
+    except ValueError:
         return False
-    if "trainer_state.json" not in files:
-        return False
-    for name, size in files.items():
-        path = checkpoint / name
-        if not path.is_file() or path.stat().st_size != size:
-            return False
-    return True
+    return files is not None and "trainer_state.json" in files and not manifest_mismatches(checkpoint, files)
 
 
 def checkpoint_dirs(checkpoints: Path) -> list[Path]:

@@ -222,20 +222,22 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     if method == "finetune":
         trainer = fit_finetune(recipe, data, output_dir, metric, callbacks=list(callbacks or []), resume=resume)
         stats = trainer.stats
-        with atomic_path(model_dir) as tmp:  # weights, config and tokenizer only: no pickled training_args.bin
-            trainer.model.save_pretrained(tmp)
-            trainer.processing_class.save_pretrained(tmp)
     else:
         save_recipe(recipe, output_dir / "config.yaml")
         shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)  # no event files: no Trainer here
-        with atomic_path(model_dir) as tmp:
+    # model/ appears complete or not at all: written, judged and given its tuned threshold under a temporary name.
+    with atomic_path(model_dir) as tmp:
+        if method == "finetune":  # weights, config and tokenizer only: no pickled training_args.bin
+            trainer.model.save_pretrained(tmp)
+            trainer.processing_class.save_pretrained(tmp)
+        else:
             stats = fit_embedding_method(method, recipe, data, tmp, body=body)
-    # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
-    # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
-    predictor = Predictor.from_pretrained(model_dir, batch_size=recipe.per_device_eval_batch_size)
-    judged = evaluate_run(predictor, data, recipe.threshold)
-    if judged.threshold is not None:
-        _store_threshold(predictor, model_dir, judged.threshold)
+        # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
+        # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
+        predictor = Predictor.from_pretrained(tmp, batch_size=recipe.per_device_eval_batch_size)
+        judged = evaluate_run(predictor, data, recipe.threshold)
+        if judged.threshold is not None:
+            _store_threshold(predictor, tmp, judged.threshold)
     history = stats.pop("log_history")
     metrics: dict[str, Any] = {
         "task": data.name,
