@@ -222,7 +222,10 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     is used instead); when there is no validation file a seeded ``cfg.validation_fraction`` of train is held out.
 
     Raises:
-        DataError: a missing file or column, non-UTF-8 text, empty texts, or unknown/missing labels.
+        DataError: a file that cannot be read (:mod:`textclf.data.tables`: with its line and the fix), has no data
+            rows, lacks a column or names the label column as a text column; empty texts, or labels that are
+            missing, unknown, not one kind (a list among names) or fewer than a classifier needs; each naming the
+            file and the row's line.
     """
     if cfg.train_file is None:
         raise DataError("no training file: set data.train_file=PATH")
@@ -253,6 +256,10 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
         encode_labels(frames["train"], label_names, problem_type, train_source)  # a row that cannot be a label first
         raise DataError(f"{train_source}: column {label_column!r} has {outputs} distinct label(s); "
                         "a classifier needs at least 2")
+    if problem_type == MULTI_LABEL and outputs < 1:
+        encode_labels(frames["train"], label_names, problem_type, train_source)  # a row that is not a list first
+        raise DataError(f"{train_source}: column {label_column!r} holds only empty lists: a multi-label file needs "
+                        "at least one label in some row (e.g. [\"joy\"])")
     splits, sources = {}, {}
     for role, frame in frames.items():
         splits[role] = _file_split(frame, str(paths[role]), text_columns, label_names, problem_type)
@@ -297,7 +304,8 @@ def load_eval_data(source: str, label_names: list[str], problem_type: str, split
         text_columns: for files, the checkpoint's text columns when the file has them.
 
     Raises:
-        DataError: unknown task or split, missing columns, empty texts or bad labels.
+        DataError: unknown task or split; a file that cannot be read, has no data rows, lacks a column or names the
+            label column as a text column; empty texts or bad labels (naming the row's line).
     """
     if Path(source).suffix.lower() in DATA_FILE_SUFFIXES:
         frame = read_table(source, lambda found: choose_text_columns(found, text_columns, DataConfig(), source))

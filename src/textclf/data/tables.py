@@ -50,6 +50,12 @@ _WIDE_BOMS = (codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _QUOTE_ERROR = re.compile(r"EOF inside string starting at row (\d+)")
 
+# What to check when a file cannot be parsed for a reason the reader does not name itself.
+_FORMAT_FIX = {".csv": "check that it is comma-separated UTF-8 text with a header line",
+               ".tsv": "check that it is tab-separated UTF-8 text with a header line",
+               ".jsonl": "check that every line is one JSON object", ".json": "check that it is one JSON array of "
+               "objects", ".parquet": "check that it is a complete Parquet file (pandas: DataFrame.to_parquet)"}
+
 # The text columns of a file: a fixed list, or a function of the file's columns that picks them (and raises
 # DataError, naming the columns found, when it cannot).
 TextColumns = Sequence[str] | Callable[[list[str]], Sequence[str]]
@@ -154,7 +160,7 @@ def row_line(path: str | Path, index: int) -> int | None:
             rows = -1
             with open(path, "rb") as fh:
                 for number, raw in enumerate(fh, start=1):
-                    rows += bool(raw.lstrip(codecs.BOM_UTF8).strip())
+                    rows += bool((raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).strip())
                     if rows == index:
                         return number
     except OSError:
@@ -168,12 +174,12 @@ def _check_header(path: Path, sep: str) -> list[str]:
     """The raw header fields of a CSV/TSV file, after refusing an empty file, a column named twice, and a first data
     row with more (non-empty) fields than the header, which pandas would silently cut."""
     records = []
-    with _csv_records(path, sep) as reader:
-        with contextlib.suppress(csv.Error):  # an unclosed quote in the first rows: pandas reports it, with its line
-            for record in reader:
-                records.append(record)
-                if len(records) == 2:
-                    break
+    # An unclosed quote in the first rows is not an error here: pandas reports it below, with its line.
+    with _csv_records(path, sep) as reader, contextlib.suppress(csv.Error):
+        for record in reader:
+            records.append(record)
+            if len(records) == 2:
+                break
     if not records or not any(field.strip() for field in records[0]):
         raise DataError(f"{path}: the file is empty (or its first line is): it needs a header line naming the "
                         f"columns, e.g. `text{sep}label`, then one row per example")
@@ -208,13 +214,17 @@ def _parse_error(path: Path, sep: str, err: Exception) -> DataError:
                          f"quote inside a quoted text as two (\"\"); a text that starts with a quote must be quoted "
                          f"whole")
     first = message.splitlines()[0] if message else type(err).__name__
-    return DataError(f"{path}: cannot be read as {path.suffix[1:]}: {first}: check that it is "
-                     f"{'comma' if sep == ',' else 'tab'}-separated with a header line")
+    return DataError(f"{path}: cannot be read as {path.suffix[1:]}: {first}: {_FORMAT_FIX[path.suffix.lower()]}")
 
 
 def file_columns(path: str | Path) -> list[str] | None:
     """The column names of a CSV/TSV/Parquet file, read from its header or schema only; None for JSON Lines and
-    JSON, whose keys are known once rows are read."""
+    JSON, whose keys are known once rows are read.
+
+    Raises:
+        DataError: a UTF-16/32 CSV/TSV file; pandas' or pyarrow's own errors for a file they cannot parse
+            (:func:`iter_table` reports those with the line and the fix).
+    """
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -222,6 +232,7 @@ def file_columns(path: str | Path) -> list[str] | None:
     if suffix == ".parquet":
         return list(pq.ParquetFile(path).schema_arrow.names)
     if suffix in (".csv", ".tsv"):
+        _check_not_wide(path)
         return list(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", nrows=0, encoding="utf-8").columns)
     return None
 
@@ -269,8 +280,9 @@ def _texts_as_str(frame: pd.DataFrame, text_columns: TextColumns) -> pd.DataFram
 
 
 def _json_text(value: Any, where: str, column: str) -> str | None:
-    """A JSON value of a text column as its text: strings as they are, numbers as written, true/false as words,
-    null/NaN missing; an array or object is refused."""
+    """A JSON value of a text column as its text: strings as they are, integers as written (any size), other
+    numbers as Python prints them (1.10 -> "1.1"), true/false as words, null/NaN missing; an array or object is
+    refused (DataError naming ``where``)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -461,9 +473,9 @@ def _iter_csv(path: Path, sep: str, chunk_rows: int | None, text_columns: TextCo
     # Every column is parsed (no usecols, which would let a row with an extra field pass, its text cut at an
     # unquoted comma); the ones not asked for as plain strings, then dropped. index_col=False: a first column is
     # never taken for an index. skip_blank_lines=False keeps line numbers: a blank line is an empty text, reported.
-    options = dict(sep=sep, encoding="utf-8", index_col=False, skip_blank_lines=False, keep_default_na=False,
-                   dtype={c: str for c in header if c in texts or c not in read},
-                   na_values={c: [""] if c in texts else sorted(_PANDAS_NA) for c in read})
+    options = {"sep": sep, "encoding": "utf-8", "index_col": False, "skip_blank_lines": False,
+               "keep_default_na": False, "dtype": {c: str for c in header if c in texts or c not in read},
+               "na_values": {c: [""] if c in texts else sorted(_PANDAS_NA) for c in read}}
     try:
         if chunk_rows is None:
             yield pd.read_csv(path, **options)[read]
@@ -507,16 +519,18 @@ def iter_table(path: str | Path, chunk_rows: int | None = None, text_columns: Te
         else:
             _check_not_wide(path)
             frame = _read_json(path, text_columns, columns)
-            step = chunk_rows or max(len(frame), 1)
-            for start in range(0, max(len(frame), 1), step):
-                yield frame.iloc[start:start + step]
+            if chunk_rows is None:
+                yield frame
+                return
+            for start in range(0, len(frame), chunk_rows):  # an empty array: no chunk, as JSON Lines
+                yield frame.iloc[start:start + chunk_rows]
     except UnicodeDecodeError:
         raise _utf8_error(path, bad_utf8_line(path)) from None
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - pandas/pyarrow parse errors come in many types
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{path}: cannot be read as {suffix[1:]}: {first}") from None
+        raise DataError(f"{path}: cannot be read as {suffix[1:]}: {first}: {_FORMAT_FIX[suffix]}") from None
 
 
 def read_table(path: str | Path, text_columns: TextColumns = (), columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -11,7 +11,9 @@ complete or absent.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ from textclf.data.validation import check_texts
 from textclf.errors import DataError
 from textclf.files import atomic_path
 from textclf.inference.predictor import Predictor, rows_to_texts
+from textclf.tasks import MULTI_LABEL
 
 # 64 batches of 64: enough texts to sort by length into well-filled batches, and at most a few MB of texts, tokens
 # and results in memory (512-token reviews: ~4096 x 512 int64 ids x 3 features = 50 MB at the very most).
@@ -43,10 +46,12 @@ def _flat(result: Any) -> dict[str, Any]:
 
 
 class _Writer:
-    """Writes predictions as JSON Lines (pipeline shape, one per line), CSV or TSV (a header, then one row each)."""
+    """Writes predictions as JSON Lines (pipeline shape, one per line), CSV or TSV (a header, then one row each; the
+    header alone for an input without rows)."""
 
-    def __init__(self, fh: IO[str], fmt: str):
+    def __init__(self, fh: IO[str], fmt: str, multi_label: bool = False):
         self.fh, self.fmt, self.csv = fh, fmt, None
+        self.fieldnames = ["labels", "scores"] if multi_label else ["label", "score"]
 
     def write(self, results: list[Any]) -> None:
         if self.fmt == "jsonl":
@@ -58,6 +63,11 @@ class _Writer:
             self.csv.writeheader()
         if self.csv is not None:
             self.csv.writerows(rows)
+
+    def close(self) -> None:
+        """The CSV/TSV header, if no row wrote it (an input with a header and no rows)."""
+        if self.fmt != "jsonl" and self.csv is None:
+            csv.DictWriter(self.fh, fieldnames=self.fieldnames, delimiter="\t" if self.fmt == "tsv" else ",").writeheader()
 
 
 def output_format(path: str | Path | None) -> str:
@@ -90,6 +100,8 @@ def predict_file(predictor: Predictor, input_path: str | Path, output_path: str 
     Raises:
         DataError: the file cannot be read, lacks the text column(s), or has an empty text (naming the line or
             row in the file); ConfigError: a truncation strategy the texts cannot take (pairs with ``head_tail``).
+            On any error nothing is left at ``output_path``: an earlier file there is untouched, and directories
+            made for it are removed again.
     """
     input_path = Path(input_path)
     meta = getattr(predictor.model.config, "textclf", None) or {}
@@ -108,14 +120,19 @@ def predict_file(predictor: Predictor, input_path: str | Path, output_path: str 
     # JSON (Lines): the text columns are chosen from the first chunk's keys, and read as texts.
     chunks = iter_table(input_path, chunk_rows, columns or (lambda found: choose_text_columns(
         found, meta.get("text_columns"), cfg, source)), columns)
+    # The first chunk is read before the output is opened: a file that cannot be read, or that lacks the text
+    # columns, leaves nothing behind, not even a new output directory.
+    first = next(chunks, None)
+    if first is not None and columns is None:
+        columns = choose_text_columns(list(first.columns), meta.get("text_columns"), cfg, source)
     fmt = output_format(output_path)
     bar = tqdm(total=count_rows(input_path) if progress else None, unit=" rows", file=sys.stderr,
                disable=not progress, desc=f"predict {input_path.name}", mininterval=1.0)
 
     def run(fh: IO[str]) -> int:
         nonlocal columns
-        writer, done = _Writer(fh, fmt), 0
-        for chunk in chunks:
+        writer, done = _Writer(fh, fmt, multi_label=predictor.problem_type == MULTI_LABEL), 0
+        for chunk in itertools.chain([] if first is None else [first], chunks):
             if columns is None:  # JSON Lines / JSON: the keys of the first chunk
                 columns = choose_text_columns(list(chunk.columns), meta.get("text_columns"), cfg, source)
             chunk = chunk.reindex(columns=list(columns))  # a key missing from some rows: empty texts, reported
@@ -126,12 +143,21 @@ def predict_file(predictor: Predictor, input_path: str | Path, output_path: str 
             fh.flush()
             done += len(results)
             bar.update(len(results))
+        writer.close()
         return done
 
     try:
         if output_path is None:
             return run(sys.stdout)
-        with atomic_path(Path(output_path)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            return run(fh)
+        output_path = Path(output_path)
+        created = [d for d in (output_path.parent, *output_path.parent.parents) if not d.exists()]  # deepest first
+        try:
+            with atomic_path(output_path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+                return run(fh)
+        except BaseException:
+            for directory in created:  # the directories atomic_path made for an output that never came
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
     finally:
         bar.close()

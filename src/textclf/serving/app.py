@@ -52,6 +52,7 @@ DEMO_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 WARMUP_TEXT = "a warm-up request"
 INPUTS_SHAPE = ("`inputs` must be a string, a pair of strings [string, string] or a batch of mixed strings and pairs "
                 "[[string], [string, string], ...]")
+BODY_SHAPE = 'send a JSON object such as {"inputs": "a text"}'
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 413, 422, 424, 429, 503)}
 
 
@@ -99,17 +100,13 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        if loc[:1] == ["inputs"] and first.get("type") != "missing":  # a union: pydantic's first reason misleads
-            message = INPUTS_SHAPE
-        else:
-            message = f"{'.'.join(loc)}: {first.get('msg', 'invalid request')}" if loc else first.get("msg",
-                                                                                                     "invalid request")
-        return JSONResponse(ApiError("invalid_request", message).body(), status_code=422)
+        return JSONResponse(ApiError("invalid_request", request_error(err.errors())).body(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 400:  # FastAPI's "error parsing the body": not UTF-8, or JSON nested too deeply
+            return JSONResponse(ApiError("invalid_request", f"the body cannot be read as JSON (UTF-8): {BODY_SHAPE}"
+                                         ).body(), status_code=422)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "invalid_request")
         return JSONResponse({"error": str(err.detail), "error_type": kind}, status_code=err.status_code,
                             headers=getattr(err, "headers", None))
@@ -182,6 +179,25 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_allow_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     return app
+
+
+def request_error(errors: list[dict[str, Any]]) -> str:
+    """One line for a body FastAPI could not read into :class:`PredictRequest` (its first error, in TEI's words)."""
+    first = errors[0] if errors else {}
+    kind = first.get("type")
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    if kind == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or "JSON decode error"
+        return f"the body is not valid JSON ({reason} at character {loc[0] if loc else '?'}): {BODY_SHAPE}"
+    if not loc:  # the body as a whole
+        if kind == "missing":
+            return f"the body is empty: {BODY_SHAPE}"
+        if isinstance(first.get("input"), bytes):  # not read as JSON at all
+            return f"the body is not read as JSON: send it with the header Content-Type: application/json ({BODY_SHAPE})"
+        return f"the body is not a JSON object: {BODY_SHAPE}"
+    if loc[:1] == ["inputs"]:  # a union: pydantic's first reason misleads
+        return f"`inputs` is missing: {BODY_SHAPE}" if kind == "missing" else INPUTS_SHAPE
+    return f"{'.'.join(loc)}: {first.get('msg', 'invalid request')}"
 
 
 async def _logits(batcher: DynamicBatcher, texts: list, pairs: list[int], truncate: bool,

@@ -84,8 +84,28 @@ def parse_inputs(inputs: str | list[Any], pair_task: bool) -> tuple[list[Text], 
         (texts: strings and (text, text_pair) tuples, batch: whether to answer with a list of lists).
 
     Raises:
-        ApiError: ``empty`` (no input at all) or ``invalid_request`` (a shape TEI does not take).
+        ApiError: ``empty`` (no input at all) or ``invalid_request`` (a shape TEI does not take, or a text holding an
+            unpaired UTF-16 surrogate, ``"\\ud800"``, which JSON can escape but no tokenizer can read).
     """
+    texts, batch = _parse_shape(inputs, pair_task)
+    for i, text in enumerate(texts):
+        for part in (text,) if isinstance(text, str) else text:
+            if not part.isascii():
+                _check_unicode(part, f"`inputs[{i}]`" if batch else "`inputs`")
+    return texts, batch
+
+
+def _check_unicode(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ApiError("invalid_request", f"{where} holds \\u{ord(err.object[err.start]):04x}, half of a UTF-16 "
+                       "surrogate pair, not a character: send the whole pair (e.g. \\ud83d\\ude00) or the "
+                       "character itself") from None
+
+
+def _parse_shape(inputs: str | list[Any], pair_task: bool) -> tuple[list[Text], bool]:
+    """:func:`parse_inputs` without the Unicode check: the request's shape read as TEI reads it."""
     if isinstance(inputs, str):
         return [inputs], False
     if len(inputs) == 0:
