@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from textclf.errors import ConfigError, ModelError
+from textclf.errors import ConfigError, DataError, ModelError
 from textclf.inference import Predictor
 from textclf.inference.predictor import length_batches, rows_to_texts
 from textclf.modeling import label_maps, load_model, load_tokenizer
@@ -233,3 +233,11 @@ def test_bf16_is_refused_without_native_support_and_unknown_precision(classifier
         Predictor.from_pretrained(classifier_dir, precision="bf16")
     with pytest.raises(ConfigError, match="precision='fp16' is not allowed"):
         Predictor.from_pretrained(classifier_dir, precision="fp16")
+
+
+def test_a_text_that_is_not_valid_unicode_is_a_data_error_naming_it(classifier_dir):
+    predictor = Predictor.from_pretrained(classifier_dir)
+    with pytest.raises(DataError, match=r"text 1 is not valid Unicode: code point U\+DCFF at character 3"):
+        predictor.logits(["fine", "bad\udcff text"])
+    with pytest.raises(DataError, match="text 0 is NoneType, not a string"):
+        predictor.logits([("a", None)])

@@ -25,7 +25,7 @@ from textclf.data.longdoc import (
     encode_texts,
     pool_chunks,
 )
-from textclf.errors import ConfigError, ModelError
+from textclf.errors import ConfigError, DataError, ModelError
 from textclf.hardware import bf16_available
 from textclf.inference.onnx_backend import OnnxClassifier
 from textclf.modeling import EmbeddingClassifier, predictions_from_logits, scores_from_logits
@@ -163,12 +163,14 @@ class Predictor:
 
         Raises:
             ConfigError: ``truncation`` is ``head_tail`` or ``chunks`` and the texts are sentence pairs.
+            DataError: a text that is not valid Unicode (a lone surrogate, as from undecodable bytes).
         """
         if len(texts) == 0:
             return np.zeros((0, len(self.id2label)), dtype=np.float32)
         pairs = isinstance(texts[0], (tuple, list))
         firsts = [t[0] for t in texts] if pairs else list(texts)
         seconds = [t[1] for t in texts] if pairs else None
+        _check_unicode(firsts, seconds)
         encoded = encode_texts(self.tokenizer, firsts, seconds, self.max_seq_length, truncation=self.truncation,
                                head_tokens=self.head_tokens, stride=self.stride)
         sample_mapping = encoded.pop(SAMPLE_MAPPING)  # (num_rows,) text index of each model input
@@ -243,3 +245,18 @@ def rows_to_texts(columns: dict[str, list], text_columns: Sequence[str]) -> list
     if len(text_columns) == 1:
         return [str(t) for t in columns[text_columns[0]]]
     return [(str(a), str(b)) for a, b in zip(columns[text_columns[0]], columns[text_columns[1]])]
+
+
+def _check_unicode(firsts: Sequence[str], seconds: Sequence[str] | None) -> None:
+    """Raise DataError for the first text the tokenizer cannot take: one with a lone surrogate (U+D800..U+DFFF),
+    which Python makes of undecodable bytes (``surrogateescape``, e.g. a command-line argument that is not UTF-8)."""
+    for column in (firsts, seconds or ()):
+        for i, text in enumerate(column):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise DataError(f"text {i} is not valid Unicode: code point U+{ord(text[err.start]):04X} at "
+                                f"character {err.start} is half of a surrogate pair (bytes that were not UTF-8): "
+                                "pass UTF-8 text") from None
+            except AttributeError:
+                raise DataError(f"text {i} is {type(text).__name__}, not a string: pass texts as strings") from None
