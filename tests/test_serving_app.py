@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from textclf.errors import ConfigError
 from textclf.inference.predictor import MAX_BATCH_TOKENS, Predictor
 from textclf.modeling import EmbeddingClassifier, scores_from_logits
-from textclf.serving import ServeSettings, create_app
+from textclf.serving import ServeSettings, create_app, serve_precision
 from textclf.serving import settings as settings_module
+from textclf.serving.app import warmup_batches
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 TEXTS = ["a gripping, beautifully acted film", "dull", "it was fine, I suppose", "terrible acting throughout 42"]
@@ -225,8 +226,9 @@ def test_metrics_count_requests_batches_and_latency(predictor):
     assert 'textclf_requests_total{route="/predict",status="200"} 4.0' in text
     assert 'textclf_requests_total{route="/predict",status="413"} 1.0' in text
     assert "textclf_request_duration_seconds_count 4.0" in text
-    assert "textclf_batch_size_count 5.0" in text  # the warm-up and 4 requests
-    assert "textclf_predicted_texts_total 5.0" in text
+    warmup = warmup_batches(ServeSettings().max_batch_tokens, predictor.max_seq_length)
+    assert f"textclf_batch_size_count {len(warmup) + 4}.0" in text  # the warm-up batches and 4 requests
+    assert f"textclf_predicted_texts_total {sum(map(len, warmup)) + 4}.0" in text
     assert "textclf_queue_size 0.0" in text and "textclf_in_flight_requests 0.0" in text
 
 
@@ -375,3 +377,23 @@ def test_predict_answers_are_json_documents(predictor):
         answer = client.post("/predict", json={"inputs": TEXTS[:2]})
     assert answer.headers["content-type"] == "application/json"
     assert json.loads(answer.content) == answer.json()
+
+
+def test_the_warm_up_covers_short_to_long_batches_within_the_token_budget():
+    batches = warmup_batches(4096, 128)
+    assert batches[0] == ["a warm-up request"] and len(batches) == 5
+    assert [len(b) for b in batches[1:]] == [32, 32, 32, 32]  # 62 tokens x 32 rows = 1,984 <= 4,096
+    assert [len(b) for b in warmup_batches(256, 128)[1:]] == [32, 18, 8, 4]  # the budget caps the rows
+    assert all(len(b) >= 1 for b in warmup_batches(1, 8))
+
+
+def test_auto_precision_is_bf16_only_where_native_and_never_for_onnx(classifier_dir, tmp_path, monkeypatch):
+    import textclf.serving.app as app_module
+
+    monkeypatch.setattr(app_module, "bf16_available", lambda: True)
+    assert serve_precision("auto", classifier_dir) == "bf16"
+    (tmp_path / "model.onnx").write_bytes(b"")
+    assert serve_precision("auto", tmp_path) == "fp32"
+    assert serve_precision("fp32", classifier_dir) == "fp32"
+    monkeypatch.setattr(app_module, "bf16_available", lambda: False)
+    assert serve_precision("auto", classifier_dir) == "fp32"

@@ -45,7 +45,9 @@ def slow_checkpoint(tmp_path_factory, bundled_tokenizer) -> Path:
 
 def start(checkpoint: Path, port: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "textclf", "serve", str(checkpoint), "--port", str(port), *extra],
+    # fp32: the answers are compared with an fp32 Predictor's (auto would pick bf16 on a CPU that has it)
+    return subprocess.Popen([sys.executable, "-m", "textclf", "serve", str(checkpoint), "--port", str(port),
+                             "--precision", "fp32", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from textclf.serving.settings import API_KEY_ENV, ServeSettings
 
-_LAZY = {"create_app": "textclf.serving.app", "DynamicBatcher": "textclf.serving.batching"}
+_LAZY = {"create_app": "textclf.serving.app", "serve_precision": "textclf.serving.app",
+         "DynamicBatcher": "textclf.serving.batching"}
 
-__all__ = ["API_KEY_ENV", "DynamicBatcher", "ServeSettings", "create_app"]
+__all__ = ["API_KEY_ENV", "DynamicBatcher", "ServeSettings", "create_app", "serve_precision"]
 
 
 def __getattr__(name: str) -> Any:
