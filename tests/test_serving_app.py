@@ -200,6 +200,7 @@ def test_health_info_openapi_and_demo_page(predictor):
     assert info["labels"] == predictor.label_names and info["max_seq_length"] == 32
     assert info["backend"] == "torch" and info["precision"] == "fp32" and info["max_client_batch_size"] == 8
     assert info["max_batch_tokens"] == MAX_BATCH_TOKENS and info["model_type"]["classifier"]["id2label"]["2"] == "pos"
+    assert info["max_forward_tokens"] == predictor.max_batch_tokens  # the passes a merged batch is split into
     assert {"/predict", "/health", "/info", "/metrics"} <= set(openapi["paths"])
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -366,7 +367,7 @@ def test_a_failing_model_answers_424_and_nan_scores_too(predictor, monkeypatch):
 
 def test_settings_are_validated_and_their_token_budget_is_the_predictors():
     assert settings_module.MAX_BATCH_TOKENS == MAX_BATCH_TOKENS == ServeSettings().max_batch_tokens
-    for bad in ({"max_batch_tokens": 0}, {"max_concurrent_requests": -1}, {"max_wait_ms": -1}, {"api_key": " "}):
+    for bad in ({"max_batch_tokens": 0}, {"max_forward_tokens": 0}, {"max_concurrent_requests": -1}, {"max_wait_ms": -1}, {"api_key": " "}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             ServeSettings(**bad)
     assert "s3cret" not in repr(ServeSettings(api_key="s3cret"))

@@ -205,7 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     checkpoint = Path(args.checkpoint)
-    settings = ServeSettings(max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
+    settings = ServeSettings(max_batch_tokens=args.max_batch_tokens, max_forward_tokens=args.max_forward_tokens,
+                             max_wait_ms=args.max_wait_ms,
                              max_concurrent_requests=args.max_concurrent_requests,
                              max_client_batch_size=args.max_client_batch_size, payload_limit=args.payload_limit,
                              max_input_chars=args.max_input_chars, auto_truncate=args.auto_truncate,
@@ -217,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # batch_size = the token budget: the budget alone decides how many rows a forward pass takes.
     predictor = Predictor.from_pretrained(checkpoint, precision=serve_precision(args.precision, checkpoint),
                                           truncation=args.truncation, max_seq_length=args.max_seq_length,
-                                          max_batch_tokens=settings.max_batch_tokens,
+                                          max_batch_tokens=settings.max_forward_tokens,
                                           batch_size=settings.max_batch_tokens)
     if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"textclf: warning: serving on {args.host} without an API key: anyone who reaches port {args.port} "
@@ -414,8 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how longer texts are cut (default: the checkpoint's own)")
     p.add_argument("--max-seq-length", type=int, help="tokens per model input (default: the checkpoint's own)")
     p.add_argument("--max-batch-tokens", type=int, default=defaults.max_batch_tokens,
-                   help="padded tokens per forward pass that gathered requests may fill (default %(default)s, the "
-                   "Predictor's measured optimum on CPU)")
+                   help="padded tokens that the requests merged into one batch may fill (default %(default)s)")
+    p.add_argument("--max-forward-tokens", type=int, default=defaults.max_forward_tokens,
+                   help="padded tokens per forward pass: a merged batch runs sorted by length in passes of at most "
+                   "this many (default %(default)s, measured on CPU; GPUs want more, e.g. 16384)")
     p.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms,
                    help="longest wait of a request for others to share its forward pass, in ms (default "
                    "%(default)s; none when it is the only request in flight)")

@@ -257,6 +257,7 @@ def model_info(predictor: Predictor, settings: ServeSettings, pair_task: bool) -
         "max_input_length": predictor.max_seq_length, "truncation": predictor.truncation,
         "backend": predictor.backend, "precision": predictor.precision,
         "batching": settings.batching, "max_batch_tokens": settings.max_batch_tokens,
+        "max_forward_tokens": predictor.max_batch_tokens,
         "max_wait_ms": settings.max_wait_ms, "max_concurrent_requests": settings.max_concurrent_requests,
         "max_client_batch_size": settings.max_client_batch_size, "payload_limit": settings.payload_limit,
         "max_input_chars": settings.max_input_chars, "auto_truncate": settings.auto_truncate,

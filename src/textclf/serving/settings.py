@@ -24,9 +24,13 @@ class ServeSettings:
     """What ``textclf serve`` accepts and how it batches.
 
     Attributes:
-        max_batch_tokens: padded tokens (rows x longest row) one forward pass may hold; requests are gathered until
-            the next one would pass it. Default :data:`~textclf.inference.predictor.MAX_BATCH_TOKENS` (4,096, the
-            Predictor's measured optimum; TEI's default is 16,384, for GPUs).
+        max_batch_tokens: padded tokens (rows x longest row) of the requests merged into one batch; requests are
+            gathered until the next one would pass it. Default :data:`~textclf.inference.predictor.MAX_BATCH_TOKENS`
+            (4,096, the Predictor's measured optimum over a sorted corpus; TEI's default is 16,384, for GPUs).
+        max_forward_tokens: padded tokens of one forward pass: a merged batch is sorted by length and run in passes
+            of at most this many (the Predictor's ``max_batch_tokens``), so short texts are not padded to the longest
+            one of the batch. 512: a batch of 30 SST-2 sentences took 85-91 ms in passes of 512 against 108-137 ms in
+            one pass (bf16, bundled model, 2 CPU cores); 16 IMDb reviews 156 ms against 195 ms. GPUs want more.
         max_wait_ms: how long the oldest waiting request may wait for others to join its batch, in milliseconds.
             2 ms: a fraction of one forward pass (about 10 ms for 32 short sentences on 2 CPU cores), enough for
             requests sent together to arrive; the batcher starts at once when no other request is in flight.
@@ -50,6 +54,7 @@ class ServeSettings:
     """
 
     max_batch_tokens: int = MAX_BATCH_TOKENS
+    max_forward_tokens: int = 512
     max_wait_ms: float = 2.0
     max_concurrent_requests: int = 512
     max_client_batch_size: int = 32
