@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from textclf.files import atomic_path, atomic_write_text
+from textclf.files import atomic_path, atomic_write_text, remove_stale_temporaries
 
 
 def leftovers(directory, name):
@@ -83,3 +83,20 @@ def test_atomic_write_text_is_utf8(tmp_path):
     assert target.read_bytes() == "caf\u00e9 \u2013 \u65e5\u672c".encode("utf-8")
     atomic_write_text(target, "second")
     assert target.read_text(encoding="utf-8") == "second"
+
+
+def test_what_a_killed_atomic_write_leaves_is_removed_and_nothing_else(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / ".hidden-config").write_text("kept: not a temporary")
+    with pytest.raises(KeyboardInterrupt):  # as if the process died before the rename
+        with atomic_path(tmp_path / "model") as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_bytes(b"half")
+            raise KeyboardInterrupt
+    leftover = tmp_path / ".model.abc123.tmp"  # what SIGKILL leaves (no finally ran)
+    (leftover / "model").mkdir(parents=True)
+    (tmp_path / ".metrics.json.old-12.tmp").write_text("old")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [".metrics.json.old-12.tmp", ".model.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden-config", "metrics.json"]
+    assert remove_stale_temporaries(tmp_path / "missing") == []
