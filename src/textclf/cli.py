@@ -58,7 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _set_threads(recipe.torch_num_threads)
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
         result = train(recipe, output_dir)
-    _print_json({"output_dir": str(result.output_dir), "model_dir": str(result.model_dir), **result.metrics})
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one answer (the main process's)
+        _print_json({"output_dir": str(result.output_dir), "model_dir": str(result.model_dir), **result.metrics})
     return 0
 
 

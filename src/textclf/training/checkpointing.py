@@ -137,13 +137,24 @@ class ResumableTrainer(Trainer):
         return sampler
 
 
+def main_process_says(flag: bool) -> bool:
+    """The main process's ``flag``, on every process of a torchrun / accelerate launch (a broadcast of one integer,
+    on the device of this process's group: CPU for gloo, the GPU for NCCL)."""
+    from accelerate import PartialState
+
+    value = torch.tensor([int(flag)], device=PartialState().device)
+    torch.distributed.broadcast(value, src=0)
+    return bool(value.item())
+
+
 class CheckpointCallback(TrainerCallback):
     """Asks the Trainer for a checkpoint every ``save_minutes`` of training (on top of its evaluation-time saves),
     and writes each checkpoint's manifest once the Trainer has finished writing it.
 
     A time-based save goes through the Trainer's own ``_save_checkpoint`` (so ``save_total_limit`` rotation applies
     and the best checkpoint is never deleted); ``control.should_save`` at the end of a step is the documented way
-    to ask for one (``TrainerControl``). Only the main process writes manifests (``state.is_world_process_zero``).
+    to ask for one (``TrainerControl``). Under torchrun the main process's clock decides for all (a save is
+    collective); only the main process writes manifests (``state.is_world_process_zero``).
 
     Args:
         save_minutes: minutes of wall-clock training between saves; 0 or None: only the evaluation-time saves.
@@ -158,8 +169,12 @@ class CheckpointCallback(TrainerCallback):
         self._last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.save_seconds is not None and not control.should_save and \
-                time.monotonic() - self._last >= self.save_seconds:
+        if self.save_seconds is None or control.should_save:
+            return control
+        due = time.monotonic() - self._last >= self.save_seconds
+        if args.world_size > 1:  # every process must save at the same step (the save has barriers): rank 0 decides
+            due = main_process_says(due)
+        if due:
             control.should_save = True
             self.timed_saves += 1
         return control

@@ -47,10 +47,11 @@ def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, 
     """
     saves = CheckpointCallback(recipe.save_minutes)  # resumable checkpoints mid-epoch, each with its manifest
     trainer = build_trainer(recipe, data, output_dir, metric, callbacks=[saves, *(callbacks or [])])
-    save_recipe(recipe, output_dir / "config.yaml")
-    if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them
-        shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)
-    for callback in tracking_callbacks(recipe.report_to, output_dir):
+    if trainer.is_world_process_zero():  # under torchrun the other processes write nothing
+        save_recipe(recipe, output_dir / "config.yaml")
+        if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them
+            shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)
+    for callback in tracking_callbacks(recipe.report_to, output_dir) if trainer.is_world_process_zero() else []:
         trainer.add_callback(callback)
     if recipe.early_stopping_patience and not data.validation_is_train:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accelerate import PartialState
 from transformers import TrainerCallback
 
 from textclf.config import Recipe, save_recipe
@@ -217,10 +218,18 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     recipe, length_reason = resolve_lengths(recipe, data, method, body)
 
     model_dir = output_dir / "model"
-    for stale in remove_stale_temporaries(output_dir):
-        logger.warning("removed %s: a half-written file of an earlier run that was stopped", stale)
+    # Under torchrun / accelerate launch every process fine-tunes its shard (the Trainer's DDP), and only the main
+    # one writes the run directory: the others wait for it, then read its metrics.json.
+    processes = PartialState()
+    if not processes.is_main_process and method != "finetune":  # head / setfit run in one process
+        return _result_of_main_process(processes, output_dir)
+    if processes.is_main_process:
+        for stale in remove_stale_temporaries(output_dir):
+            logger.warning("removed %s: a half-written file of an earlier run that was stopped", stale)
     if method == "finetune":
         trainer = fit_finetune(recipe, data, output_dir, metric, callbacks=list(callbacks or []), resume=resume)
+        if not processes.is_main_process:
+            return _result_of_main_process(processes, output_dir)
         stats = trainer.stats
     else:
         save_recipe(recipe, output_dir / "config.yaml")
@@ -273,4 +282,20 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     if recipe.push_to_hub:
         push_model(model_dir, recipe.hub_model_id or output_dir.resolve().name, hub_token,
                    prepare=lambda repo_id: write_model_card(output_dir, repo_id=repo_id))
+    processes.wait_for_everyone()  # the other processes read metrics.json now
     return TrainResult(output_dir=output_dir, model_dir=model_dir, metrics=metrics)
+
+
+def _result_of_main_process(processes: Any, output_dir: Path) -> TrainResult:
+    """On a process other than the main one: wait until the main one has written the run, and return it.
+
+    Raises:
+        RuntimeError: the main process ended without writing metrics.json (its own error is in its log).
+    """
+    processes.wait_for_everyone()
+    metrics_file = output_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise RuntimeError(f"process {processes.process_index}: the main process wrote no {metrics_file} (see its "
+                           "error above)")
+    return TrainResult(output_dir=output_dir, model_dir=output_dir / "model",
+                       metrics=json.loads(metrics_file.read_text(encoding="utf-8")))
