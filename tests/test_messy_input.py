@@ -558,6 +558,7 @@ def train_rows() -> st.SearchStrategy[list[dict[str, Any]]]:
 @example(rows=[{"text": MEGABYTE_TEXT, "label": "neg"}, {"text": "\u202e\u2028\x00 1.5", "label": "pos"}],
          layout=Layout(".jsonl", ensure_ascii=False))
 @given(rows=train_rows(), layout=layouts)
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_train_on_a_messy_file_trains_or_refuses_before_writing_anything(scratch, tiny_model_dir, rows, layout):
     directory = scratch()
     path = directory / f"train{layout.suffix}"

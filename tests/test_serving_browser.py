@@ -17,6 +17,7 @@ REVIEW = "A gripping, beautifully acted film: I loved every minute of it."
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_the_demo_page_classifies_a_typed_review(classifier_dir, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -71,6 +71,7 @@ def in_flight(url: str) -> float:
     return 0.0
 
 
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_serve_answers_over_loopback_and_finishes_in_flight_work_on_sigterm(slow_checkpoint):
     port = free_port()
     url = f"http://127.0.0.1:{port}"

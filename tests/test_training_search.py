@@ -120,6 +120,7 @@ def test_space_on_the_command_line_replaces_the_recipe_space():
 
 # --- a search ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_three_trial_search_writes_the_table_best_recipe_plots_and_retrained_model(make_search_recipe, tmp_path):
     recipe = make_search_recipe(retrain=True)
     out = tmp_path / "search"
@@ -205,6 +206,7 @@ def test_trial_left_running_by_a_killed_worker_is_failed_and_replaced(make_searc
     assert list(table["state"]) == ["FAIL", "COMPLETE"]
 
 
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_two_workers_share_one_study(make_search_recipe, tmp_path):
     # 3 trials, 2 workers: both finish their first trial at about the same time, and only one may start the third.
     result = search(make_search_recipe(n_trials=3), tmp_path / "search", workers=2)
@@ -316,6 +318,7 @@ def test_cli_search(tiny_model_dir, sentiment_files, tmp_path, capsys, monkeypat
     assert error[-1].startswith("textclf: error:") and "textclf[ray]" in error[-1]
 
 
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_the_method_is_searchable(make_search_recipe, tmp_path):
     """search.space can hold method: each trial trains with the method it drew, and the best recipe keeps it."""
     recipe = make_search_recipe("search.space={method: {choices: [finetune, head]}}", n_trials=4, startup_trials=4)
@@ -328,6 +331,7 @@ def test_the_method_is_searchable(make_search_recipe, tmp_path):
     assert load_recipe(str(tmp_path / "search" / "best_recipe.yaml")).method == result.best_params["method"]
 
 
+@pytest.mark.slow  # multi-process or trains several runs: CI runs it, -m 'not slow' skips it
 def test_an_interrupted_trial_continues_from_its_checkpoint_to_the_uninterrupted_result(make_search_recipe,
                                                                                         tmp_path, monkeypatch):
     from transformers import TrainerCallback
