@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.errors import ModelError
+from textclf.files import atomic_write_text
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 ALLOW_PICKLE_ENV = "TEXTCLF_ALLOW_PICKLE"
@@ -274,6 +275,14 @@ def _json_or_empty(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+
+
+def write_manifest(checkpoint: Path, global_step: int) -> None:
+    """Record every file of ``checkpoint`` with its size in bytes as :data:`MANIFEST` (the format
+    :func:`read_manifest` reads), atomically; call it once everything else of the checkpoint is written."""
+    files = {str(p.relative_to(checkpoint)): p.stat().st_size for p in sorted(checkpoint.rglob("*"))
+             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
+    atomic_write_text(checkpoint / MANIFEST, json.dumps({"global_step": global_step, "files": files}, indent=1))
 
 
 def read_manifest(path: Path) -> dict[str, int] | None:

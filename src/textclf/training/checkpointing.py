@@ -4,7 +4,7 @@ complete one.
 The Trainer writes ``checkpoint-N`` file by file (weights, optimizer, scheduler, RNG states, ``trainer_state.json``)
 and rotates old ones (``save_total_limit``, never the best). A process killed during that leaves a directory that
 looks like a checkpoint and is not. :class:`CheckpointCallback` therefore writes :data:`MANIFEST` (each file's name
-and size) after the Trainer's save has finished (``on_save``), atomically; :func:`complete_checkpoints` trusts only
+and size) after the Trainer's save has finished (``on_save``), atomically; :func:`is_complete` trusts only
 directories whose manifest matches the files on disk. What a checkpoint holds is what ``Trainer.train(
 resume_from_checkpoint=...)`` needs to continue exactly: model, optimizer and scheduler states, the Python, NumPy and
 torch RNG states, and the step, so the sampler replays the same order (``skip_first_batches``) and the learning-rate
@@ -13,7 +13,6 @@ schedule continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -24,20 +23,12 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from textclf.checkpoints import MANIFEST, manifest_mismatches, read_manifest
+from textclf.checkpoints import MANIFEST, manifest_mismatches, read_manifest, write_manifest
 from textclf.errors import ConfigError
-from textclf.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def write_manifest(checkpoint: Path, global_step: int) -> None:
-    """Record every file of ``checkpoint`` with its size in bytes, as :data:`MANIFEST`, written last and atomically."""
-    files = {str(p.relative_to(checkpoint)): p.stat().st_size for p in sorted(checkpoint.rglob("*"))
-             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
-    atomic_write_text(checkpoint / MANIFEST, json.dumps({"global_step": global_step, "files": files}, indent=1))
 
 
 def is_complete(checkpoint: Path) -> bool:

@@ -293,9 +293,9 @@ def _optimize(job: _Job, worker: int) -> None:
     while True:
         claim.acquire()
         try:
-            fail_dead_local_trials(study)
-            requeue_interrupted(study, objective.output_dir)
-            if open_slots(study, objective.recipe.search.n_trials) <= 0:
+            slots = open_slots(study, objective.recipe.search.n_trials)  # fails trials of dead workers first
+            requeue_interrupted(study, objective.output_dir)  # queued trials do not count as open or taken
+            if slots <= 0:
                 break
             states.clear()
             study.optimize(objective, n_trials=1, callbacks=[lambda _, trial: states.append(trial.state)],
