@@ -33,6 +33,10 @@ def open_storage(storage: str) -> Any:
     with heartbeats (a trial silent for GRACE_S seconds is failed, so a killed machine's trial is not waited for);
     anything else is a JournalStorage file path, which processes on one machine (or one NFS) can share.
 
+    A database study is what several machines share: every worker runs the same ``textclf search`` command with the
+    same ``--storage`` and ``--study-name`` (tests/test_search_storage.py runs two workers against a real PostgreSQL
+    server and a SQLite file, kills both, and resumes). ``postgresql://`` needs the driver: ``textclf[postgres]``.
+
     Raises:
         ConfigError: the database cannot be opened (bad URL, driver not installed, unreachable).
     """
@@ -45,7 +49,10 @@ def open_storage(storage: str) -> Any:
         try:
             return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:  # a bad URL, no driver, a refused connection
-            raise ConfigError(f"storage {storage!r} cannot be opened: {err}".splitlines()[0]) from None
+            message = f"storage {storage!r} cannot be opened: {err}".splitlines()[0]
+            if "import DB access module" in message and storage.startswith("postgresql"):
+                message += " (for postgresql://: pip install 'textclf[postgres]', psycopg 3)"
+            raise ConfigError(message) from None
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(storage)))
 
