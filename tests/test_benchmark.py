@@ -92,7 +92,7 @@ def test_tiny_budget_on_every_kind_of_task_beats_the_majority_class(tiny_benchma
     results = tiny_benchmark["results"]
     by_task = {(r["task"], r["split"]): r for r in results["rows"]}
     ran = {task for task, _ in by_task if by_task[(task, _)]["status"] == "ok"}
-    assert ran == {"imdb", "cola", "sst2", "stsb", "wnli", "smsa", "goemotions"}
+    assert ran == {"imdb", "sst2", "stsb", "smsa", "goemotions"}
     for missing in ("qqp", "mnli", "mnli-mm", "qnli"):  # the mirror has no train split for these
         row = next(r for r in results["rows"] if r["task"] == missing)
         assert row["status"].startswith("no train split")
@@ -102,14 +102,11 @@ def test_tiny_budget_on_every_kind_of_task_beats_the_majority_class(tiny_benchma
             continue
         metric = get_task(task).headline_metrics[0]
         score, floor = row["metrics"][metric], row["majority"][metric]
-        if task == "wnli":  # adversarial dev set (GLUE paper, section 3): trained models score at or below the
-            assert 0.0 <= score <= 1.0  # majority class (46.5 vs 56.3 here; DistilBERT reports 56.3), so no floor
-        else:
-            assert score > floor, (task, split, metric, score, floor)
+        assert score > floor, (task, split, metric, score, floor)
         assert row["wall_s"] > 0 and row["train_examples"] > 0
     table = (tiny_benchmark["dir"] / "results.md").read_text()
     assert table.count("\n| ") == len(results["rows"]) + 1
-    assert results["glue"]["tasks_counted"] == 4 and results["glue"]["macro_average"] is not None
+    assert results["glue"]["tasks_counted"] == 2 and results["glue"]["macro_average"] is not None
 
 
 def test_cli_benchmark_splits_tasks_from_overrides(tmp_path, make_mirror, tiny_model_dir, capsys):

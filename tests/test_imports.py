@@ -13,10 +13,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "textclf"
 # signal handlers.
 PROCESS_WIDE = {"set_num_threads", "use", "redirect_stdout", "basicConfig", "set_verbosity_error",
                 "set_verbosity_warning", "filterwarnings", "signal"}
-# Process entry points, where such settings belong: the console script and the search's spawned worker processes.
+# Process entry points, where such settings belong: the console script, the search's spawned worker processes and
+# the Ray actors of predict --engine ray (BatchPredictor.__init__).
 ENTRY_POINTS = {("cli", "main"), ("cli", "_set_threads"), ("cli", "cmd_export"), ("cli", "cmd_train"),
                 ("cli", "cmd_search"), ("cli", "cmd_benchmark"), ("cli", "cmd_serve"),
-                ("training.search", "_worker_main")}
+                ("training.search", "_worker_main"), ("inference.distributed", "__init__")}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:

@@ -74,7 +74,7 @@ def postgres_url():
     run(initdb, "-D", str(data), "-U", "textclf", "-A", "trust", "--no-sync")
     port = _free_port()
     run(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start",
-        "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off")
+        "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200")
     try:
         with psycopg.connect(host="127.0.0.1", port=port, user="textclf", dbname="postgres",
                              autocommit=True) as connection:
@@ -95,9 +95,9 @@ def _search_command(tiny_model_dir: Path, sentiment_files, out: Path, storage: s
             "--no-retrain", "--storage", storage, "--study-name", "shared", "--output-dir", str(out)]
 
 
-def _trials(storage: str) -> list:
+def _trials(storage) -> list:
     try:
-        return optuna.load_study(study_name="shared", storage=open_storage(storage)).get_trials(deepcopy=False)
+        return optuna.load_study(study_name="shared", storage=storage).get_trials(deepcopy=False)
     except KeyError:  # the study is not created yet
         return []
 
@@ -118,12 +118,13 @@ def test_both_workers_killed_then_the_study_resumes_without_running_a_trial_twic
     out = tmp_path / "search"
     command = _search_command(tiny_model_dir, sentiment_files, out, storage_url)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    storage = open_storage(storage_url)  # one engine (one connection pool) for all the polling below
     # Its own process group: the parent and its two spawned workers are SIGKILLed together, as a lost machine is.
     first = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while True:
-        states = _states(_trials(storage_url))
+        states = _states(_trials(storage))
         done = sum(state == "COMPLETE" for state in states.values())
         running = [n for n, state in states.items() if state == "RUNNING"]
         if done >= 1 and any(glob.glob(str(out / "trials" / str(n) / "checkpoints" / "*" / "textclf-checkpoint.json"))
@@ -136,14 +137,14 @@ def test_both_workers_killed_then_the_study_resumes_without_running_a_trial_twic
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    before = {trial.number: trial for trial in _trials(storage_url)}
+    before = {trial.number: trial for trial in _trials(storage)}
     killed = sorted(n for n, trial in before.items() if trial.state.name == "RUNNING")
     finished = sorted(n for n, trial in before.items() if trial.state.name == "COMPLETE")
     assert killed and finished and len(finished) < N_TRIALS
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-4000:]
-    after = {trial.number: trial for trial in _trials(storage_url)}
+    after = {trial.number: trial for trial in _trials(storage)}
     states = _states(after.values())
     print(f"\n{storage_url.split(':')[0]}: killed while trials {finished} were COMPLETE and {killed} RUNNING; "
           f"after the rerun: {states}; resumed: "

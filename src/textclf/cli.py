@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textclf.errors import DataError, TextclfError
+from textclf.errors import ConfigError, DataError, TextclfError
 
 EPILOG = """examples:
   textclf train sst2 --output-dir runs/sst2 max_train_samples=2000 num_train_epochs=1
@@ -80,6 +80,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.glue:
         from textclf.inference.glue import write_glue_submission
 
+        if args.engine == "ray":
+            raise ConfigError("--glue writes the leaderboard files in input order, in one process: leave out --engine ray")
         if args.texts or not args.output:
             raise DataError("--glue TASK writes leaderboard files: give --output DIR (and --input FILE, or nothing "
                             "for the task's test split), no texts")
@@ -88,6 +90,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                         precision=args.precision)
         _print_json({"written": [str(p) for p in written]})
         return 0
+    if args.engine == "ray":
+        return _predict_ray(args)
+    ray_only = [flag for flag, value in (("--num-actors", args.num_actors), ("--threads-per-actor",
+                args.threads_per_actor), ("--id-column", args.id_column)) if value is not None]
+    if ray_only:
+        raise ConfigError(f"{', '.join(ray_only)}: only with --engine ray (one process writes every row in input "
+                          "order, so it needs no id)")
     if bool(args.texts) == bool(args.input):
         raise DataError("give either texts to classify or --input FILE (not both, not neither)")
     predictor = Predictor.from_pretrained(args.model_dir, batch_size=args.batch_size, precision=args.precision,
@@ -99,6 +108,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
                            text_pair_column=args.text_pair_column, chunk_rows=args.chunk_rows)
     if args.output:
         print(f"wrote {written} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _predict_ray(args: argparse.Namespace) -> int:
+    """``textclf predict --engine ray``: files in, a directory of Parquet parts out (a JSON summary on stdout)."""
+    from textclf.inference.distributed import predict_files_ray
+
+    if args.texts or not args.input:
+        raise DataError("--engine ray predicts files: give --input FILES (a file, a directory, or a glob such as "
+                        "'DIR/*.parquet', in quotes) and --output DIR, no texts")
+    if not args.output:
+        raise DataError("--engine ray writes a directory of Parquet parts: give --output DIR")
+    result = predict_files_ray(args.model_dir, args.input, args.output, text_column=args.text_column,
+                               text_pair_column=args.text_pair_column, id_column=args.id_column,
+                               num_actors=args.num_actors, threads_per_actor=args.threads_per_actor,
+                               batch_size=args.batch_size, precision=args.precision, truncation=args.truncation,
+                               max_seq_length=args.max_seq_length, chunk_rows=args.chunk_rows,
+                               allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
+    print(f"wrote {result.rows} predictions in {len(result.files)} Parquet parts to {result.output_dir}",
+          file=sys.stderr)
+    _print_json({"output_dir": str(result.output_dir), "rows": result.rows, "parts": len(result.files),
+                 "text_columns": list(result.text_columns), "id_column": result.id_column,
+                 "num_actors": result.num_actors, "threads_per_actor": result.threads_per_actor})
     return 0
 
 
@@ -329,13 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict texts or a file with a checkpoint")
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="*", help="texts to classify (output: a JSON list, pipeline shape)")
-    p.add_argument("--input", help="CSV / TSV / JSONL / Parquet file to classify (streamed in chunks)")
+    p.add_argument("--input", help="CSV / TSV / JSONL / Parquet file to classify (streamed in chunks); with --engine "
+                   "ray: a file, a directory or a glob ('DIR/*.parquet', in quotes), local or an fsspec URL")
     p.add_argument("--output", help="output file: .csv / .tsv (label, score columns), else JSON Lines "
-                   "(default: JSON Lines on stdout)")
+                   "(default: JSON Lines on stdout); with --engine ray: a directory of Parquet parts (id, label, score)")
     p.add_argument("--chunk-rows", type=int, default=4096,
-                   help="rows of --input read, predicted and written at a time (memory stays bounded by a chunk)")
+                   help="rows of --input read, predicted and written at a time (memory stays bounded by a chunk); "
+                   "with --engine ray: rows per block, the unit the actors share out")
     p.add_argument("--text-column")
     p.add_argument("--text-pair-column")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this process, streaming, output in input order; ray: Ray Data actor pools "
+                   "over many files, on this machine or the cluster at $RAY_ADDRESS (pip install 'textclf[ray]')")
+    p.add_argument("--num-actors", type=int,
+                   help="--engine ray: actors, each holding the model (default: one per CPU of the Ray cluster)")
+    p.add_argument("--threads-per-actor", type=int,
+                   help="--engine ray: torch threads per actor (default: the cluster's CPUs / --num-actors, or 1)")
+    p.add_argument("--id-column", help="--engine ray: the input column copied to the output to identify each row "
+                   "(default: idx or id when the files have it; none: the text columns are copied)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--glue", metavar="TASK",
                    help="write GLUE leaderboard file(s) <Task>.tsv into --output DIR from --input or the test split")

@@ -39,6 +39,17 @@ def _first(mask: pa.Array) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+def first_empty_text(values: pa.Array | pa.ChunkedArray) -> int | None:
+    """The index of the first missing (null) or blank (empty or whitespace-only) text in ``values``, else None;
+    values that are not strings are cast to strings first."""
+    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+        values = pc.cast(values, pa.string())
+    empty = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
+    if isinstance(empty, pa.ChunkedArray):
+        empty = empty.combine_chunks()
+    return _first(pc.fill_null(empty, True))
+
+
 def check_texts(ds: datasets.Dataset, text_columns: tuple[str, ...], source: str, offset: int = 0) -> None:
     """Fail on a missing text column or an empty/null text.
 
@@ -53,11 +64,7 @@ def check_texts(ds: datasets.Dataset, text_columns: tuple[str, ...], source: str
         if column not in ds.column_names:
             raise DataError(f"{source}: no text column {column!r}; columns are {ds.column_names}: "
                             "set data.text_column=NAME (and data.text_pair_column=NAME for pairs)")
-        values = ds.data.column(column)
-        if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
-            values = pc.cast(values, pa.string())
-        empty = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
-        bad = _first(pc.fill_null(empty, True).combine_chunks())
+        bad = first_empty_text(ds.data.column(column))
         if bad is not None:
             raise DataError(f"{row_name(source, bad + offset)}: empty text in column {column!r}: "
                             "fill it in or drop the row")
