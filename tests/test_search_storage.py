@@ -68,7 +68,7 @@ def postgres_url():
         as_user = ["runuser", "-u", "postgres", "--"]
 
     def run(*cmd: str) -> None:
-        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True)
+        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}"
 
     run(initdb, "-D", str(data), "-U", "textclf", "-A", "trust", "--no-sync")
@@ -142,7 +142,7 @@ def test_both_workers_killed_then_the_study_resumes_without_running_a_trial_twic
     finished = sorted(n for n, trial in before.items() if trial.state.name == "COMPLETE")
     assert killed and finished and len(finished) < N_TRIALS
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-4000:]
     after = {trial.number: trial for trial in _trials(storage)}
     states = _states(after.values())
