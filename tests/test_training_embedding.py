@@ -19,7 +19,7 @@ from textclf.inference.streaming import predict_file
 from textclf.modeling import EMBEDDING_HEAD_FILE, EmbeddingClassifier, load_sentence_model
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from textclf.training import train
-from textclf.training.embedding import fit_linear_head
+from textclf.training.embedding import PAIR_MEGABATCH, fit_linear_head, length_grouped_pair_sampler
 
 
 def blobs(n_per_class: int, n_classes: int, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -168,3 +168,33 @@ def test_multi_label_setfit_run(tiny_model_dir, make_file, tmp_path):
     assert result.metrics["method"] == "setfit" and result.metrics["global_step"] > 0
     predictor = Predictor.from_pretrained(result.model_dir)
     assert predictor.problem_type == MULTI_LABEL and predictor.label_names == ["anger", "joy", "neutral"]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_pair_batches_cover_every_pair_once_grouped_by_length_and_follow_seed_and_epoch(drop_last):
+    import datasets
+
+    rng = np.random.default_rng(0)
+    n, batch = 2 * 16 * PAIR_MEGABATCH + 37, 16  # two full megabatches and a short one
+    lengths = rng.integers(1, 300, size=(n, 2))
+    pairs = datasets.Dataset.from_dict({"sentence_1": ["x" * int(a) for a in lengths[:, 0]],
+                                        "sentence_2": ["y" * int(b) for b in lengths[:, 1]],
+                                        "label": rng.random(n).tolist()})
+    sampler = length_grouped_pair_sampler(pairs, batch, drop_last, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == (n // batch if drop_last else -(-n // batch))
+    seen = sorted(i for b in batches for i in b)
+    if drop_last:
+        assert len(seen) == n // batch * batch and len(set(seen)) == len(seen)
+    else:
+        assert seen == list(range(n))
+    longest = lengths.max(axis=1)
+    # grouped: the padding of each batch (its longest minus each member) is a fraction of a random batch's
+    waste = np.mean([longest[b].max() - longest[b].mean() for b in batches])
+    random_waste = np.mean([longest[b].max() - longest[b].mean() for b in rng.permutation(n)[: n // batch * batch]
+                            .reshape(-1, batch)])
+    assert waste < 0.25 * random_waste
+    assert list(length_grouped_pair_sampler(pairs, batch, drop_last, seed=3)) == batches  # seeded
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # another order each epoch
+    assert list(length_grouped_pair_sampler(pairs, batch, drop_last, seed=4)) != batches

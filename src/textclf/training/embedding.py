@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from textclf.config import Recipe
 from textclf.data.loading import TaskData
 from textclf.errors import ConfigError
+from textclf.hardware import resolve_bf16
 from textclf.modeling import base_model_id, load_sentence_model, save_embedding_classifier
 from textclf.tasks import MULTI_LABEL, REGRESSION
 
@@ -152,6 +154,50 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
             "train_loss": loss, "log_history": history}
 
 
+PAIR_MEGABATCH = 50  # batches per megabatch sorted by length: the Trainer's LengthGroupedSampler uses 50
+
+
+def length_grouped_pair_sampler(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: Any = None,
+                                generator: Any = None, seed: int = 0) -> Any:
+    """Batches of SetFit's text pairs grouped by length: a ``batch_sampler`` for sentence-transformers' trainer
+    (``SentenceTransformerTrainingArguments.batch_sampler`` takes a callable with this signature).
+
+    A random batch of pairs pads all of its 2 x batch_size texts to the longest, so on texts of mixed length much of
+    the work is padding. As the Trainer's ``LengthGroupedSampler`` does, the pairs are drawn in a random order seeded
+    by ``(seed, epoch)``, sorted within each megabatch of :data:`PAIR_MEGABATCH` batches by the longer text of each
+    pair (characters, a proxy for tokens), cut into batches, and the batches shuffled. Every pair is seen once per
+    epoch; only which pairs share a batch changes, which SetFit's CosineSimilarityLoss (one loss term per pair, no
+    in-batch negatives) does not depend on. Measured in docs/results.md, "Few-shot methods".
+
+    Returns:
+        a ``sentence_transformers`` ``DefaultBatchSampler`` whose iteration yields lists of row indices of ``dataset``.
+    """
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+
+    class LengthGroupedPairSampler(DefaultBatchSampler):
+        def __init__(self) -> None:
+            super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+            columns = [c for c in dataset.column_names if c != "label"][:2]
+            self.lengths = np.max([[len(str(t)) for t in dataset[c]] for c in columns], axis=0)
+
+        def __len__(self) -> int:
+            return len(self.lengths) // batch_size if drop_last else -(-len(self.lengths) // batch_size)
+
+        def __iter__(self) -> Any:
+            rng = np.random.default_rng([seed, self.epoch])
+            order, size, batches = rng.permutation(len(self.lengths)), batch_size * PAIR_MEGABATCH, []
+            for start in range(0, len(order), size):
+                mega = order[start:start + size]
+                mega = mega[np.argsort(-self.lengths[mega], kind="stable")]
+                batches.extend(mega[i:i + batch_size].tolist() for i in range(0, len(mega), batch_size))
+            if drop_last:
+                batches = [batch for batch in batches if len(batch) == batch_size]
+            for index in rng.permutation(len(batches)):
+                yield batches[index]
+
+    return LengthGroupedPairSampler()
+
+
 def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray,
                  problem_type: str) -> tuple[Any, int, float | None, list[dict[str, Any]]]:
     """Contrastive fine-tuning of the encoder with the setfit library; returns (the tuned SentenceTransformer,
@@ -175,7 +221,11 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         cap = SETFIT_MAX_STEPS * args.embedding_batch_size
         pairs, loss = trainer.get_dataset(texts, column, args=args, max_pairs=cap)
         trainer.st_trainer.train_dataset, trainer.st_trainer.loss = pairs, loss
-        trainer.st_trainer.train()
+        trainer.st_trainer.args.batch_sampler = length_grouped_pair_sampler
+        # bf16 autocast where native (recipe bf16=auto, as fine-tuning does): setfit's own use_amp means fp16, which
+        # CPUs do not run fast; the weights and the optimizer stay fp32 (PyTorch's CPU autocast).
+        with torch.autocast(body.device.type, dtype=torch.bfloat16, enabled=resolve_bf16(recipe.bf16)):
+            trainer.st_trainer.train()
         state = trainer.st_trainer.state
         history = list(state.log_history)
     steps = int(state.global_step)
