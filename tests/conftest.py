@@ -24,6 +24,15 @@ _NEGATIVE = ("a bad and boring film", "terrible acting throughout", "hated every
              "a chore to sit through", "dull, flat and cold")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def sentiment_rows(n: int, offset: int = 0) -> list[dict]:
     """``n`` rows ``{"text", "label"}`` alternating neg/pos, with unique texts."""
     rows = []

@@ -8,7 +8,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,8 +16,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO_ROOT, fast_overrides
+from conftest import REPO_ROOT, fast_overrides, free_port
 
+from textclf.training.checkpointing import checkpoint_dirs, is_complete
 from textclf.training.study import open_storage
 
 pytestmark = pytest.mark.slow  # starts a database server and several processes; CI runs it
@@ -33,12 +33,6 @@ def _pg_binary(name: str) -> str | None:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +66,7 @@ def postgres_url():
         assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}"
 
     run(initdb, "-D", str(data), "-U", "textclf", "-A", "trust", "--no-sync")
-    port = _free_port()
+    port = free_port()
     run(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start",
         "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200")
     try:
@@ -127,8 +121,8 @@ def test_both_workers_killed_then_the_study_resumes_without_running_a_trial_twic
         states = _states(_trials(storage))
         done = sum(state == "COMPLETE" for state in states.values())
         running = [n for n, state in states.items() if state == "RUNNING"]
-        if done >= 1 and any(glob.glob(str(out / "trials" / str(n) / "checkpoints" / "*" / "textclf-checkpoint.json"))
-                             for n in running):  # a trial mid-run with a checkpoint to continue from
+        if done >= 1 and any(is_complete(path) for n in running  # a trial mid-run with a checkpoint to continue from
+                             for path in checkpoint_dirs(out / "trials" / str(n) / "checkpoints")):
             break
         if first.poll() is not None or time.monotonic() > deadline:
             first.kill()

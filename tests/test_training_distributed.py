@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import sentiment_rows, write_table
+from conftest import free_port, sentiment_rows, write_table
 from safetensors.torch import load_file
 
 from textclf.training.checkpointing import checkpoint_dirs, is_complete
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _overrides(model_dir: Path, validation: Path, batch: int) -> list[str]:
@@ -46,7 +39,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_model
                          env=env, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), "-m", "textclf", "train", str(train_file),
+                          "--master_port", str(free_port()), "-m", "textclf", "train", str(train_file),
                           "--output-dir", str(double), *_overrides(tiny_model_dir, validation, 8)],
                          check=False, capture_output=True, text=True, env=env, timeout=600)
     assert two.returncode == 0, two.stderr[-5000:]  # rank 1 too: torchrun fails when any process does
