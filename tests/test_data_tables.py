@@ -68,7 +68,7 @@ def test_chunks_equal_the_whole_file_and_the_chooser_runs_once(make_file, suffix
     whole = read_table(path, ["text"])
     joined = pd.concat(chunks, ignore_index=True)
     assert joined["text"].tolist() == whole["text"].tolist() == TRICKY * 3
-    assert list(iter_table(path, 7, ["text"], columns=["text"]))[0].columns.tolist() == ["text"]
+    assert next(iter(iter_table(path, 7, ["text"], columns=["text"]))).columns.tolist() == ["text"]
 
 
 def test_bad_chunk_size_and_unparseable_json(tmp_path):

@@ -20,6 +20,7 @@ from textclf.errors import ConfigError, DataError, TextclfError
 EPILOG = """examples:
   textclf train sst2 --output-dir runs/sst2 max_train_samples=2000 num_train_epochs=1
   textclf train reviews.csv data.text_column=review data.label_column=stars
+  textclf distill sst2 --teacher runs/sst2-mpnet         # a small student towards a fine-tuned teacher
   textclf evaluate runs/sst2/model sst2
   textclf predict runs/sst2/model "a gripping, beautifully acted film"
   textclf data cola --n 5
@@ -44,23 +45,30 @@ def _set_threads(torch_num_threads: int | None) -> None:
         torch.set_num_threads(torch_num_threads)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, extra: tuple[str, ...] = (), suffix: str = "") -> int:
     from textclf.config import load_recipe
     from textclf.training.run import train
 
-    overrides = list(args.overrides)
+    overrides = [*args.overrides, *extra]
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
     if args.resume:
         overrides.append("resume_from_checkpoint=last")
     recipe = load_recipe(args.task_or_recipe, overrides)
-    output_dir = Path(args.output_dir or Path("runs") / (recipe.task or Path(recipe.data.train_file or "run").stem))
+    output_dir = Path(args.output_dir or Path("runs") / ((recipe.task or Path(recipe.data.train_file or "run").stem)
+                                                         + suffix))
     _set_threads(recipe.torch_num_threads)
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts to stdout
         result = train(recipe, output_dir)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one answer (the main process's)
         _print_json({"output_dir": str(result.output_dir), "model_dir": str(result.model_dir), **result.metrics})
     return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """``textclf distill``: ``textclf train`` with method=distill, the teacher and (if given) the student model."""
+    student = (f"model={args.student}",) if args.student else ()
+    return cmd_train(args, ("method=distill", f"teacher={args.teacher}", *student), "-distilled")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -341,6 +349,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
     _add_loading_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="train a small student towards a larger fine-tuned teacher (Hinton et al. "
+                       "2015)", epilog=keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task_or_recipe", help="task name (sst2, cola, ...), recipe .yaml, or data file")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides, e.g. alpha=0.5 temperature=2 data.unlabeled_file=texts.csv")
+    p.add_argument("--teacher", required=True,
+                   help="the teacher: a run directory of textclf train, its model/ checkpoint, or a Hub id")
+    p.add_argument("--student", help="the student's base model, a Hub id or directory (default: the recipe's model, "
+                                     "bundled all-MiniLM-L6-v2)")
+    p.add_argument("--output-dir", help="run directory (default runs/<task>-distilled)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
+    p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
+    _add_loading_flags(p)
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a task split or labelled file")
     p.add_argument("model_dir")

@@ -78,6 +78,8 @@ class DataConfig:
     label_column: str | None = _key(None, "the label column (null: label): class names, integer ids, float scores "
                                           "(regression) or lists (multi-label)")
     validation_fraction: float = _key(0.1, "fraction in (0, 1) of train held out when there is no validation split")
+    unlabeled_file: str | None = _key(None, "method=distill: a file of texts without labels (the train file's text "
+                                            "columns), labelled by the teacher")
     data_dir: str | None = _key(None, "local dataset mirror with <name>/<split>.parquet files (null: "
                                       "$TEXTCLF_DATA_DIR, else the Hub)")
 
@@ -95,9 +97,15 @@ class Recipe:
     model: str = _key(BUNDLED_MODEL, "a Hub id, a local checkpoint directory, or bundled (all-MiniLM-L6-v2, "
                                      "offline)")
     # auto: SetFit below 128 examples in the rarest class (multi-label: the mean per label), else fine-tuning.
-    method: str = _key("auto", "auto (picks by examples per class, logged and in metrics.json), finetune (the "
-                               "Trainer), setfit (contrastive SetFit, then a head) or head (frozen encoder, "
-                               "logistic regression)")
+    method: str = _key("auto", "auto (picks by examples per class, logged and in metrics.json; distill when a "
+                               "teacher is given), finetune (the Trainer), setfit (contrastive SetFit, then a head), "
+                               "head (frozen encoder, logistic regression) or distill (fine-tuning towards a teacher)")
+    teacher: str | None = _key(None, "method=distill: the teacher, a run directory of textclf train, a checkpoint or "
+                                     "a Hub id, fine-tuned on this task's labels")
+    # Hinton et al. 2015: a weighted average of the two objectives; the soft term is scaled by T^2.
+    alpha: float = _key(0.5, "method=distill: weight in [0, 1] of the gold-label loss (the rest goes to the "
+                             "teacher's; 0: the teacher only)")
+    temperature: float = _key(2.0, "method=distill: softmax temperature T > 0 of the teacher term (single-label)")
     preset: str = _key("fast", "fast (textclf's CPU defaults) or reference (the HF guide's Trainer settings)")
     # auto: textclf.data.lengths (the longest sampled training text, capped at what the model takes).
     max_seq_length: int | str = _key("auto", "tokens per model input; longer inputs are cut; auto: the longest "
@@ -180,7 +188,7 @@ class Recipe:
             ConfigError: naming the key, the bad value and the allowed values.
         """
         choices = {
-            "method": ("auto", "finetune", "setfit", "head"),
+            "method": ("auto", "finetune", "setfit", "head", "distill"),
             "preset": PRESETS,
             "bf16": ("auto", "true", "false"),
             "train_sampling_strategy": ("random", "group_by_length", "sequential"),
@@ -215,6 +223,15 @@ class Recipe:
                 raise ConfigError(f"{key}={getattr(self, key)} must be in [0, 1) or null")
         if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
             raise ConfigError(f"layerwise_lr_decay={self.layerwise_lr_decay} must be in (0, 1] or null")
+        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
+            raise ConfigError(f"alpha={self.alpha}, temperature={self.temperature}: alpha must be in [0, 1] and "
+                              "temperature > 0")
+        if self.method == "distill" and not self.teacher:
+            raise ConfigError("method=distill needs a teacher: teacher=RUN_DIR_OR_CHECKPOINT (textclf distill ... "
+                              "--teacher PATH)")
+        if self.data.unlabeled_file and self.method not in ("distill", "auto"):
+            raise ConfigError(f"data.unlabeled_file is for method=distill (the teacher labels it), and method is "
+                              f"{self.method}: remove it or set teacher=...")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if not 0 < self.data.validation_fraction < 1:

@@ -19,7 +19,7 @@ from textclf.evaluation.metrics import METRICS
 from textclf.files import atomic_write_text
 from textclf.hub import is_hub_id
 from textclf.modeling import EMBEDDING_METHODS, base_model_id
-from textclf.reports.markdown import markdown_table, metrics_rows
+from textclf.reports.markdown import distillation_section, markdown_table, metrics_rows
 from textclf.reports.rundir import RunFiles, as_run
 from textclf.tasks import MULTI_LABEL, REGRESSION, get_task
 
@@ -146,6 +146,7 @@ def card_text(run: RunFiles, repo_id: str | None = None) -> str:
             (f"On {m.get('eval_examples', '?')} validation examples "
              f"({(m.get('data_sources') or {}).get('validation', dataset['split'])}):\n"),
             markdown_table(["metric", "value", "majority-class floor"], metrics_rows(m)),
+            *([distillation_section(m)] if m.get("distillation") else []),
             "## Training\n",
             (f"- Data: {m.get('train_examples', '?')} training examples "
              f"({(m.get('data_sources') or {}).get('train', dataset['name'])})"),

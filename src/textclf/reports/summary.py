@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textclf.files import atomic_write_text
-from textclf.reports.markdown import markdown_table, metrics_rows
+from textclf.reports.markdown import distillation_section, markdown_table, metrics_rows
 from textclf.reports.modelcard import write_model_card
 from textclf.reports.plots import write_plots
 from textclf.reports.rundir import RunFiles, as_run, read_run
@@ -33,6 +33,8 @@ def write_report(run_dir: str | Path | RunFiles, top_errors: int = 10) -> Path:
              (f"\nThe best checkpoint was chosen by `{m.get('metric_for_best_model')}`. Training took "
               f"{m.get('train_runtime', '?')} s ({m.get('global_step', '?')} steps, {m.get('epoch', '?')} epochs) on "
               f"{m.get('hardware', 'unrecorded hardware')}.\n")]
+    if m.get("distillation"):
+        parts.append(distillation_section(m))
     plots = sorted((run.run_dir / "plots").glob("*.png")) if (run.run_dir / "plots").is_dir() else []
     if plots:
         parts += ["## Plots\n"] + [f"![{p.stem.replace('_', ' ')}](plots/{p.name})\n" for p in plots]

@@ -16,6 +16,7 @@ from textclf.config import Recipe, save_recipe
 from textclf.data.loading import TaskData
 from textclf.modeling import use_length_aware_attention
 from textclf.training.checkpointing import CheckpointCallback, resume_checkpoint
+from textclf.training.distillation import DistillationLoss
 from textclf.training.tracking import tensorboard_dir, tracking_callbacks, tracking_environment
 from textclf.training.trainer import build_trainer
 
@@ -33,9 +34,11 @@ def resume_path(recipe: Recipe, output_dir: Path) -> str | None:
 
 
 def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, *,
-                 callbacks: list[TrainerCallback] | None = None, resume: str | None = None) -> Trainer:
+                 callbacks: list[TrainerCallback] | None = None, resume: str | None = None,
+                 distillation: DistillationLoss | None = None) -> Trainer:
     """Build the Trainer (:func:`textclf.training.trainer.build_trainer`), write ``config.yaml``, set up tracking
     and early stopping, and train; the best checkpoint is loaded at the end (``load_best_model_at_end``).
+    ``distillation`` trains towards the teacher logits on ``data``'s train split (``method=distill``).
 
     Returns:
         The trained ``Trainer``, with ``trainer.stats``: metrics.json's training facts (epoch, global_step,
@@ -46,7 +49,8 @@ def fit_finetune(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, 
         ConfigError, ModelError: raised by build_trainer before anything is written.
     """
     saves = CheckpointCallback(recipe.save_minutes)  # resumable checkpoints mid-epoch, each with its manifest
-    trainer = build_trainer(recipe, data, output_dir, metric, callbacks=[saves, *(callbacks or [])])
+    trainer = build_trainer(recipe, data, output_dir, metric, callbacks=[saves, *(callbacks or [])],
+                            distillation=distillation)
     if trainer.is_world_process_zero():  # under torchrun the other processes write nothing
         save_recipe(recipe, output_dir / "config.yaml")
         if resume is None:  # a fresh run's event files replace an earlier run's; a resumed run adds to them

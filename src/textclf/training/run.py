@@ -59,13 +59,16 @@ from textclf.reports.modelcard import write_model_card
 from textclf.reports.rundir import write_run
 from textclf.reports.summary import build_report
 from textclf.tasks import MULTI_LABEL, REGRESSION
+from textclf.training.distillation import DistillationLoss
 from textclf.training.embedding import check_embedding_method, fit_embedding_method
 from textclf.training.finetune import fit_finetune, resume_path
+from textclf.training.teacher import compare_with_teacher, distillation_data, load_teacher, read_unlabeled
 from textclf.training.tracking import check_trackers, tensorboard_dir
 from textclf.training.trainer import best_model_metric, class_weights
 
 logger = logging.getLogger(__name__)
-METHODS = ("auto", "finetune", "setfit", "head")
+METHODS = ("auto", "finetune", "setfit", "head", "distill")
+TRAINER_METHODS = ("finetune", "distill")  # the methods that fine-tune with the Trainer
 # method=auto: SetFit below this many labelled training examples per class (the rarest class counts), fine-tuning
 # from there on. SST-2, seed 42, validation accuracy (docs/results.md, "Few-shot methods"): at 64 per class SetFit
 # 0.756, head 0.726, fine-tuning (300 steps) 0.689; at 256 per class fine-tuning 0.807, head 0.771.
@@ -101,19 +104,27 @@ def examples_per_class(data: TaskData) -> int:
 
 
 def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
-    """The method a run uses and why: ``recipe.method`` unless it is ``auto``, which picks SetFit for small data
+    """The method a run uses and why: ``recipe.method`` unless it is ``auto``, which distils when the recipe names a
+    teacher, else picks SetFit for small data
     (fewer than :data:`SETFIT_BELOW_PER_CLASS` examples per class, :func:`examples_per_class`) and fine-tuning
     otherwise; sentence
     pairs, head_tail / chunks truncation and regression always fine-tune (SetFit embeds single texts into classes).
 
     Returns:
-        (``finetune`` | ``setfit`` | ``head``, a one-line reason for the log and metrics.json).
+        (``finetune`` | ``setfit`` | ``head`` | ``distill``, a one-line reason for the log and metrics.json).
 
     Raises:
-        ConfigError: ``setfit`` or ``head`` asked for data they cannot take (pairs, long-document truncation).
+        ConfigError: ``setfit`` or ``head`` asked for data they cannot take (pairs, long-document truncation); a
+            teacher with another method.
     """
     if recipe.method not in METHODS:
         raise ConfigError(f"method={recipe.method!r} is not allowed: use one of {', '.join(METHODS)}")
+    if recipe.method == "distill" or (recipe.method == "auto" and recipe.teacher):
+        return "distill", (f"distillation from teacher {recipe.teacher} (alpha={recipe.alpha}, " \
+                          f"temperature={recipe.temperature})")
+    if recipe.teacher:
+        raise ConfigError(f"teacher={recipe.teacher} is for method=distill, and method is {recipe.method}: "
+                          "remove the teacher or set method=distill")
     if recipe.method == "setfit" and data.problem_type == REGRESSION:
         return "head", "method=setfit has no regression head: ridge regression on frozen embeddings (method=head)"
     if recipe.method in EMBEDDING_METHODS:
@@ -157,7 +168,7 @@ def resolve_lengths(recipe: Recipe, data: TaskData, method: str, body: Any = Non
         pairs = train[data.text_columns[1]] if len(data.text_columns) > 1 else None
         cap = model_input_cap(tokenizer, body.max_seq_length if body is not None else None)
         choice = choose_lengths(tokenizer, train[data.text_columns[0]], pairs, cap=cap, seed=recipe.seed,
-                                allow_chunks=method == "finetune" and pairs is None)
+                                allow_chunks=method in TRAINER_METHODS and pairs is None)
         length, truncation, reason = choice.max_seq_length, choice.truncation, choice.reason
     else:
         length, truncation, reason = recipe.max_seq_length, "head", f"max_seq_length={recipe.max_seq_length} as given"
@@ -210,24 +221,31 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     method, reason = choose_method(recipe, data)
     logger.info("method %s: %s", method, reason)
     metric = best_model_metric(recipe, data)
-    weights = class_weights(recipe, data) if method == "finetune" else None
-    resume = resume_path(recipe, output_dir) if method == "finetune" else None
+    weights = class_weights(recipe, data) if method in TRAINER_METHODS else None
+    resume = resume_path(recipe, output_dir) if method in TRAINER_METHODS else None
+    teacher = load_teacher(recipe.teacher, data) if method == "distill" else None
+    unlabeled = read_unlabeled(recipe.data.unlabeled_file, data.text_columns) if recipe.data.unlabeled_file else []
     check_trackers(recipe.report_to)
     hub_token = check_hub_token() if recipe.push_to_hub else None
-    body = load_sentence_model(recipe.model, recipe.max_seq_length) if method != "finetune" else None
+    body = load_sentence_model(recipe.model, recipe.max_seq_length) if method not in TRAINER_METHODS else None
     recipe, length_reason = resolve_lengths(recipe, data, method, body)
 
     model_dir = output_dir / "model"
     # Under torchrun / accelerate launch every process fine-tunes its shard (the Trainer's DDP), and only the main
     # one writes the run directory: the others wait for it, then read its metrics.json.
     processes = PartialState()
-    if not processes.is_main_process and method != "finetune":  # head / setfit run in one process
+    if not processes.is_main_process and method not in TRAINER_METHODS:  # head / setfit run in one process
         return _result_of_main_process(processes, output_dir)
     if processes.is_main_process:
         for stale in remove_stale_temporaries(output_dir):
             logger.warning("removed %s: a half-written file of an earlier run that was stopped", stale)
-    if method == "finetune":
-        trainer = fit_finetune(recipe, data, output_dir, metric, callbacks=list(callbacks or []), resume=resume)
+    train_data = data
+    if teacher is not None:  # every process computes (or reads) the same cached logits
+        train_data = distillation_data(teacher, data, unlabeled, output_dir, recipe.per_device_eval_batch_size)
+    if method in TRAINER_METHODS:
+        loss = DistillationLoss(data.problem_type, recipe.alpha, recipe.temperature) if teacher else None
+        trainer = fit_finetune(recipe, train_data, output_dir, metric, callbacks=list(callbacks or []), resume=resume,
+                               distillation=loss)
         if not processes.is_main_process:
             return _result_of_main_process(processes, output_dir)
         stats = trainer.stats
@@ -236,7 +254,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         shutil.rmtree(tensorboard_dir(output_dir), ignore_errors=True)  # no event files: no Trainer here
     # model/ appears complete or not at all: written, judged and given its tuned threshold under a temporary name.
     with atomic_path(model_dir) as tmp:
-        if method == "finetune":  # weights, config and tokenizer only: no pickled training_args.bin
+        if method in TRAINER_METHODS:  # weights, config and tokenizer only: no pickled training_args.bin
             trainer.model.save_pretrained(tmp)
             trainer.processing_class.save_pretrained(tmp)
         else:
@@ -247,6 +265,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         judged = evaluate_run(predictor, data, recipe.threshold)
         if judged.threshold is not None:
             _store_threshold(predictor, tmp, judged.threshold)
+        distilled = compare_with_teacher(teacher, tmp, data, metric, recipe.threshold) if teacher else None
     history = stats.pop("log_history")
     metrics: dict[str, Any] = {
         "task": data.name,
@@ -266,6 +285,9 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         "threshold": judged.threshold,
         "threshold_tuned": data.problem_type == MULTI_LABEL and recipe.threshold == "auto",
         "class_weights": None if weights is None else dict(zip(data.label_names, weights)),
+        "distillation": None if distilled is None else {**distilled, "alpha": recipe.alpha,
+                                                        "temperature": recipe.temperature,
+                                                        "unlabeled_examples": len(unlabeled)},
         "data_sources": data.sources,
     }
     if data.validation_is_train:

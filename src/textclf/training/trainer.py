@@ -30,6 +30,7 @@ from textclf.hardware import resolve_bf16
 from textclf.modeling import base_model_id, load_model, load_tokenizer
 from textclf.tasks import MULTI_LABEL
 from textclf.training.checkpointing import ResumableTrainer
+from textclf.training.distillation import HAS_LABEL, TEACHER_LOGITS, DistillationLoss, DistillationTrainer
 from textclf.training.losses import WeightedLoss, resolve_class_weights
 from textclf.training.tracking import trainer_report_to
 
@@ -156,7 +157,8 @@ def new_model(recipe: Recipe, data: TaskData) -> PreTrainedModel:
 
 def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str, *,
                   model: PreTrainedModel | None = None, model_init: Callable[..., PreTrainedModel] | None = None,
-                  callbacks: list[Any] | None = None, **argument_overrides: Any) -> Trainer:
+                  callbacks: list[Any] | None = None, distillation: DistillationLoss | None = None,
+                  **argument_overrides: Any) -> Trainer:
     """A ``Trainer`` for ``recipe`` on ``data``'s train and validation splits, checkpoints in ``OUTPUT/checkpoints``.
 
     ``truncation=chunks`` trains on every window (each with its document's label). The Trainer's own evaluation,
@@ -168,6 +170,8 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
         model: the model to train (default :func:`new_model`); or ``model_init``, a function returning a fresh
             model per trial (``Trainer.hyperparameter_search``; layer-wise decay then cannot be used).
         callbacks: ``TrainerCallback``s, e.g. a search's pruning callback.
+        distillation: train towards a teacher (:class:`~textclf.training.distillation.DistillationTrainer`): the
+            train split must carry ``teacher_logits`` and ``has_label`` (:mod:`textclf.training.teacher`).
         argument_overrides: ``TrainingArguments`` fields replacing the recipe's (``save_strategy="no"``).
 
     Raises:
@@ -177,10 +181,15 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
     tokenizer = load_tokenizer(recipe.model)
     truncations = {"train": recipe.truncation,
                    "validation": "head" if recipe.truncation == "chunks" else recipe.truncation}
+    keep = {"train": ("label", TEACHER_LOGITS, HAS_LABEL) if distillation else ("label",), "validation": ("label",)}
     encoded = {role: tokenize(data.splits[role], tokenizer, data.text_columns, recipe.max_seq_length,
-                              truncation=truncations[role], head_tokens=recipe.head_tokens, stride=recipe.stride)
+                              keep_columns=keep[role], truncation=truncations[role], head_tokens=recipe.head_tokens,
+                              stride=recipe.stride)
                for role in ("train", "validation")}
     weights = class_weights(recipe, data)
+    if distillation is not None and weights is not None:
+        raise ConfigError("class_weights with method=distill: the teacher's soft targets carry the class balance; "
+                          "use class_weights=none")
     decay = recipe.layerwise_lr_decay not in (None, 1.0)
     if decay and model_init is not None:
         raise ConfigError("layerwise_lr_decay cannot be used with search.backend=ray: use backend=optuna")
@@ -199,11 +208,13 @@ def build_trainer(recipe: Recipe, data: TaskData, output_dir: Path, metric: str,
         groups = layerwise_parameter_groups(model, recipe.learning_rate, recipe.layerwise_lr_decay,
                                             recipe.weight_decay)
         optimizers = (optimizer_cls(groups, **optimizer_kwargs), None)  # the Trainer still builds the scheduler
-    trainer = ResumableTrainer(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
-                               eval_dataset=encoded["validation"], optimizers=optimizers,
-                               processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-                               compute_metrics=trainer_metrics(data.metrics, data.problem_type),
-                               callbacks=callbacks, compute_loss_func=loss_func)
+    trainer_cls, extra = ((DistillationTrainer, {"distillation": distillation}) if distillation is not None
+                          else (ResumableTrainer, {}))
+    trainer = trainer_cls(model=model, model_init=model_init, args=args, train_dataset=encoded["train"],
+                          eval_dataset=encoded["validation"], optimizers=optimizers, processing_class=tokenizer,
+                          data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_metrics=trainer_metrics(data.metrics, data.problem_type), callbacks=callbacks,
+                          compute_loss_func=loss_func, **extra)
     trainer.schedule = schedule  # what small_data_schedule decided, for metrics.json
     return trainer
 
