@@ -92,11 +92,11 @@ def test_tiny_budget_on_every_kind_of_task_beats_the_majority_class(tiny_benchma
     results = tiny_benchmark["results"]
     by_task = {(r["task"], r["split"]): r for r in results["rows"]}
     ran = {task for task, _ in by_task if by_task[(task, _)]["status"] == "ok"}
-    assert ran == {"imdb", "sst2", "stsb", "smsa", "goemotions"}
+    assert ran == {"imdb", "sst2", "stsb", "goemotions"}
     for missing in ("qqp", "mnli", "mnli-mm", "qnli"):  # the mirror has no train split for these
         row = next(r for r in results["rows"] if r["task"] == missing)
         assert row["status"].startswith("no train split")
-    assert {("imdb", "test"), ("goemotions", "test"), ("smsa", "test")} <= set(by_task)
+    assert {("imdb", "test"), ("goemotions", "test")} <= set(by_task)
     for (task, split), row in by_task.items():
         if row["status"] != "ok":
             continue

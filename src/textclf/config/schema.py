@@ -229,9 +229,9 @@ class Recipe:
         if self.method == "distill" and not self.teacher:
             raise ConfigError("method=distill needs a teacher: teacher=RUN_DIR_OR_CHECKPOINT (textclf distill ... "
                               "--teacher PATH)")
-        if self.data.unlabeled_file and self.method not in ("distill", "auto"):
-            raise ConfigError(f"data.unlabeled_file is for method=distill (the teacher labels it), and method is "
-                              f"{self.method}: remove it or set teacher=...")
+        if self.data.unlabeled_file and not self.teacher:
+            raise ConfigError("data.unlabeled_file is for method=distill (a teacher labels its texts), and no "
+                              "teacher is given: set teacher=RUN_DIR_OR_CHECKPOINT, or remove data.unlabeled_file")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if not 0 < self.data.validation_fraction < 1:

@@ -35,7 +35,7 @@ def open_storage(storage: str) -> Any:
 
     A database study is what several machines share: every worker runs the same ``textclf search`` command with the
     same ``--storage`` and ``--study-name`` (tests/test_search_storage.py runs two workers against a real PostgreSQL
-    server and a SQLite file, kills both, and resumes). ``postgresql://`` needs the driver: ``textclf[postgres]``.
+    server, kills both, and resumes). ``postgresql://`` needs the driver: ``textclf[postgres]``.
 
     Raises:
         ConfigError: the database cannot be opened (bad URL, driver not installed, unreachable).
