@@ -201,3 +201,55 @@ def test_distill_cli_with_unlabeled_texts_gives_an_ordinary_checkpoint(tmp_path,
     cached = (tmp_path / "run" / "teacher" / LOGITS_FILE).stat().st_mtime_ns
     assert main(argv) == 0
     assert (tmp_path / "run" / "teacher" / LOGITS_FILE).stat().st_mtime_ns == cached
+
+
+# ---- augmentation -------------------------------------------------------------------------------------------------
+
+def test_eda_makes_seeded_word_level_variants_of_texts_and_pairs():
+    from textclf.data.augmentation import augment_texts
+
+    texts = ["the quick brown fox jumps over the lazy dog today", "short"]
+    first = augment_texts(texts, "eda", copies=3, seed=1)
+    assert first == augment_texts(texts, "eda", copies=3, seed=1) and len(first) == 6
+    assert first != augment_texts(texts, "eda", copies=3, seed=2)
+    for variant in first[:3]:  # a swap keeps every word, a deletion drops some: never a new word
+        assert set(variant.split()) <= set(texts[0].split()) and variant
+    assert any(v != texts[0] for v in first[:3])
+    assert first[3:] == ["short"] * 3
+    pairs = augment_texts([("a b c d e f g h i j", "k l m n o p q r s t")], "eda", copies=2)
+    assert len(pairs) == 2 and all(isinstance(p, tuple) and len(p) == 2 for p in pairs)
+    assert augment_texts(texts, "none", copies=3) == []
+
+
+def test_mlm_replaces_masked_words_with_the_models_predictions(tmp_path, bundled_tokenizer):
+    from transformers import BertConfig, BertForMaskedLM
+
+    from textclf.data.augmentation import augment_texts
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=bundled_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64)
+    BertForMaskedLM(config).save_pretrained(tmp_path / "mlm")
+    bundled_tokenizer.save_pretrained(tmp_path / "mlm")
+    texts = ["one two three four five six seven eight nine ten eleven twelve thirteen"]
+    out = augment_texts(texts, "mlm", copies=4, seed=0, model=str(tmp_path / "mlm"))
+    assert len(out) == 4
+    for variant in out:
+        words, original = variant.split(), texts[0].split()
+        assert len(words) == len(original) and "[MASK]" not in variant
+        changed = sum(a != b for a, b in zip(words, original))
+        assert 1 <= changed <= 3  # about 15% of 13 words, at least one
+    with pytest.raises(ConfigError, match="masked language model"):
+        augment_texts(texts, "mlm", copies=1, model=str(tmp_path / "no-such-model"))
+
+
+def test_augmented_texts_are_labelled_by_the_teacher_and_trained_on(tmp_path, tiny_model_dir, classifier_dir):
+    train_file = write_table(tmp_path / "train.csv", three_class_rows(48))
+    with pytest.raises(ConfigError, match="teacher"):
+        load_recipe(str(train_file), fast_overrides(tiny_model_dir, "augment=eda"))
+    recipe = load_recipe(str(train_file), fast_overrides(tiny_model_dir, "method=distill", f"teacher={classifier_dir}",
+                                                         "augment=eda", "augment_copies=2", "report_to=none"))
+    result = train(recipe, tmp_path / "run")
+    assert result.metrics["distillation"]["augmented_examples"] == 96
+    assert result.metrics["train_examples"] == 48 + 96
+    assert "96 new texts by augment=eda" in (tmp_path / "run" / "report.md").read_text()

@@ -106,6 +106,12 @@ class Recipe:
     alpha: float = _key(0.5, "method=distill: weight in [0, 1] of the gold-label loss (the rest goes to the "
                              "teacher's; 0: the teacher only)")
     temperature: float = _key(2.0, "method=distill: softmax temperature T > 0 of the teacher term (single-label)")
+    # TinyBERT (Jiao et al. 2020) grew small GLUE sets 20-fold; 4 copies keep the teacher's labelling pass short.
+    augment: str = _key("none", "method=distill: new training texts for the teacher to label: none, eda (random word "
+                                "swap/deletion) or mlm (masked-LM word replacement with augment_model)")
+    augment_copies: int = _key(4, "method=distill with augment: new texts per training text")
+    augment_model: str | None = _key(None, "augment=mlm: a masked-LM checkpoint (Hub id or directory, e.g. "
+                                           "distilbert-base-uncased)")
     preset: str = _key("fast", "fast (textclf's CPU defaults) or reference (the HF guide's Trainer settings)")
     # auto: textclf.data.lengths (the longest sampled training text, capped at what the model takes).
     max_seq_length: int | str = _key("auto", "tokens per model input; longer inputs are cut; auto: the longest "
@@ -229,6 +235,15 @@ class Recipe:
         if self.method == "distill" and not self.teacher:
             raise ConfigError("method=distill needs a teacher: teacher=RUN_DIR_OR_CHECKPOINT (textclf distill ... "
                               "--teacher PATH)")
+        if self.augment not in ("none", "eda", "mlm") or self.augment_copies < 1:
+            raise ConfigError(f"augment={self.augment!r}, augment_copies={self.augment_copies}: use augment=none, eda "
+                              "or mlm and a positive augment_copies")
+        if self.augment != "none" and not self.teacher:
+            raise ConfigError(f"augment={self.augment} is for method=distill (a teacher labels the new texts), and no "
+                              "teacher is given: set teacher=RUN_DIR_OR_CHECKPOINT, or augment=none")
+        if self.augment == "mlm" and not self.augment_model:
+            raise ConfigError("augment=mlm needs augment_model=A_MASKED_LM (e.g. distilbert-base-uncased), or use "
+                              "augment=eda")
         if self.data.unlabeled_file and not self.teacher:
             raise ConfigError("data.unlabeled_file is for method=distill (a teacher labels its texts), and no "
                               "teacher is given: set teacher=RUN_DIR_OR_CHECKPOINT, or remove data.unlabeled_file")

@@ -46,6 +46,8 @@ def distillation_section(metrics: dict[str, Any]) -> str:
     return ("## Distillation\n\n"
             f"Distilled from teacher `{d['teacher']}` (alpha={d['alpha']}, temperature={d['temperature']}"
             + (f", {d['unlabeled_examples']} unlabelled texts labelled by the teacher" if d.get("unlabeled_examples")
+               else "")
+            + (f", {d['augmented_examples']} new texts by augment={d['augment']}" if d.get("augmented_examples")
                else "") + f"): the student is {d['speedup']}x as fast"
             + (f"; the teacher's own run reported {', '.join(f'{k} {v:.4f}' for k, v in own.items())}" if own else "")
             + ".\n\n" + markdown_table(["", "teacher", "student"], rows))

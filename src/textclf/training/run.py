@@ -45,6 +45,7 @@ from accelerate import PartialState
 from transformers import TrainerCallback
 
 from textclf.config import Recipe, save_recipe
+from textclf.data.augmentation import augment_texts
 from textclf.data.lengths import choose_lengths, model_input_cap
 from textclf.data.loading import MIN_HOLDOUT_TRAIN, TaskData, load_recipe_data
 from textclf.data.longdoc import check_truncation
@@ -53,7 +54,7 @@ from textclf.evaluation.checkpoint import evaluate_run
 from textclf.files import atomic_path, atomic_write_text, remove_stale_temporaries
 from textclf.hardware import describe_machine
 from textclf.hub import check_hub_token, push_model
-from textclf.inference.predictor import Predictor
+from textclf.inference.predictor import Predictor, rows_to_texts
 from textclf.modeling import EMBEDDING_METHODS, load_sentence_model, load_tokenizer
 from textclf.reports.modelcard import write_model_card
 from textclf.reports.rundir import write_run
@@ -225,6 +226,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     resume = resume_path(recipe, output_dir) if method in TRAINER_METHODS else None
     teacher = load_teacher(recipe.teacher, data) if method == "distill" else None
     unlabeled = read_unlabeled(recipe.data.unlabeled_file, data.text_columns) if recipe.data.unlabeled_file else []
+    augmented = augment_texts(rows_to_texts(data.splits["train"].to_dict(), data.text_columns), recipe.augment,
+                              recipe.augment_copies, recipe.seed, recipe.augment_model) if teacher else []
     check_trackers(recipe.report_to)
     hub_token = check_hub_token() if recipe.push_to_hub else None
     body = load_sentence_model(recipe.model, recipe.max_seq_length) if method not in TRAINER_METHODS else None
@@ -241,7 +244,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
             logger.warning("removed %s: a half-written file of an earlier run that was stopped", stale)
     train_data = data
     if teacher is not None:  # every process computes (or reads) the same cached logits
-        train_data = distillation_data(teacher, data, unlabeled, output_dir, recipe.per_device_eval_batch_size)
+        train_data = distillation_data(teacher, data, [*unlabeled, *augmented], output_dir,
+                                       recipe.per_device_eval_batch_size)
     if method in TRAINER_METHODS:
         loss = DistillationLoss(data.problem_type, recipe.alpha, recipe.temperature) if teacher else None
         trainer = fit_finetune(recipe, train_data, output_dir, metric, callbacks=list(callbacks or []), resume=resume,
@@ -287,7 +291,9 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         "class_weights": None if weights is None else dict(zip(data.label_names, weights)),
         "distillation": None if distilled is None else {**distilled, "alpha": recipe.alpha,
                                                         "temperature": recipe.temperature,
-                                                        "unlabeled_examples": len(unlabeled)},
+                                                        "unlabeled_examples": len(unlabeled),
+                                                        "augment": recipe.augment,
+                                                        "augmented_examples": len(augmented)},
         "data_sources": data.sources,
     }
     if data.validation_is_train:
