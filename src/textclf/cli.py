@@ -329,6 +329,18 @@ def _add_loading_flags(p: argparse.ArgumentParser) -> None:
                         "(also TEXTCLF_TRUST_REMOTE_CODE=1)")
 
 
+def _add_training_arguments(p: argparse.ArgumentParser, example: str, default_dir: str) -> None:
+    """The arguments of a verb that trains (train, distill): the task or recipe, key=value overrides, the run
+    directory, --resume, --data-dir and the loading opt-ins."""
+    p.add_argument("task_or_recipe", help="task name (sst2, cola, imdb, ...), recipe .yaml, or data file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=f"recipe overrides, e.g. {example}")
+    p.add_argument("--output-dir", help=f"run directory (default {default_dir})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
+    p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
+    _add_loading_flags(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``textclf`` argument parser (one sub-command per verb)."""
     parser = argparse.ArgumentParser(prog="textclf", description="Fine-tune, evaluate and use text classifiers.",
@@ -340,30 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune a model on a task, recipe or data file", epilog=keys_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task_or_recipe", help="task name (sst2, cola, imdb, ...), recipe .yaml, or data file")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="recipe overrides, e.g. model=DIR max_train_samples=2000 learning_rate=3e-5")
-    p.add_argument("--output-dir", help="run directory (default runs/<task>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
-    p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
-    _add_loading_flags(p)
+    _add_training_arguments(p, "model=DIR max_train_samples=2000 learning_rate=3e-5", "runs/<task>")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("distill", help="train a small student towards a larger fine-tuned teacher (Hinton et al. "
                        "2015)", epilog=keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task_or_recipe", help="task name (sst2, cola, ...), recipe .yaml, or data file")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="recipe overrides, e.g. alpha=0.5 temperature=2 data.unlabeled_file=texts.csv")
+    _add_training_arguments(p, "alpha=0.5 temperature=2 data.unlabeled_file=texts.csv augment=eda",
+                            "runs/<task>-distilled")
     p.add_argument("--teacher", required=True,
                    help="the teacher: a run directory of textclf train, its model/ checkpoint, or a Hub id")
     p.add_argument("--student", help="the student's base model, a Hub id or directory (default: the recipe's model, "
                                      "bundled all-MiniLM-L6-v2)")
-    p.add_argument("--output-dir", help="run directory (default runs/<task>-distilled)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints (same command)")
-    p.add_argument("--data-dir", help=f"local dataset mirror (default ${'TEXTCLF_DATA_DIR'})")
-    _add_loading_flags(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a task split or labelled file")
