@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra recipe overrides for every run (e.g. max_train_samples=2000)")
     parser.add_argument("--distill-set", nargs="*", default=[], metavar="key=value",
                         help="extra recipe overrides for the distilled students (alpha=..., temperature=...)")
+    parser.add_argument("--distill-name", default="distilled",
+                        help="the distilled runs' directory prefix (another name keeps runs of other --distill-set)")
     parser.add_argument("--quick", action="store_true", help="RTE and MRPC, 400 training examples, 1 teacher epoch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -82,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       *(["num_train_epochs=1"] if args.quick else []),
                                                       *args.teacher_set])
         student = run(task, out / f"student-{task}", common)
-        distilled = run(task, out / f"distilled-{task}", ["method=distill", f"teacher={out / f'teacher-{task}'}",
-                                                           *common, *args.distill_set])
+        distilled = run(task, out / f"{args.distill_name}-{task}",
+                        ["method=distill", f"teacher={out / f'teacher-{task}'}", *common, *args.distill_set])
         metric, target = TARGETS[task]
         d = distilled["distillation"]
         results[task] = {
