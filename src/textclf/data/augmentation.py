@@ -63,7 +63,6 @@ class MaskedLMSampler:
     """
 
     def __init__(self, model: str, batch_size: int = 32):
-        import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         try:
@@ -76,12 +75,13 @@ class MaskedLMSampler:
         if self.tokenizer.mask_token is None:
             raise ConfigError(f"augment_model={model!r} has no mask token: give a masked-LM checkpoint or use "
                               "augment=eda")
-        self.torch = torch
         self.batch_size = batch_size
 
     def fill(self, masked: list[list[str]], originals: list[list[str]], rng: random.Random) -> list[list[str]]:
         """Replace every mask word of each word list by a word sampled from the model's top predictions (a mask
         cut off by truncation, or without an alphanumeric candidate, gets its original word back)."""
+        import torch
+
         mask = self.tokenizer.mask_token
         out = [list(words) for words in masked]
         for start in range(0, len(out), self.batch_size):
@@ -89,7 +89,7 @@ class MaskedLMSampler:
             batch = self.tokenizer([" ".join(w) for w in chunk], return_tensors="pt", padding=True, truncation=True,
                                    max_length=self.tokenizer.model_max_length if self.tokenizer.model_max_length
                                    < 10_000 else 512)
-            with self.torch.inference_mode():
+            with torch.inference_mode():
                 logits = self.model(**batch).logits  # (batch_size, seq_len, vocab_size)
             top = logits.topk(MLM_TOP_K * 2, dim=-1).indices.numpy()  # spare candidates for sub-words
             for row, words in enumerate(chunk):

@@ -121,8 +121,8 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     if recipe.method not in METHODS:
         raise ConfigError(f"method={recipe.method!r} is not allowed: use one of {', '.join(METHODS)}")
     if recipe.method == "distill" or (recipe.method == "auto" and recipe.teacher):
-        return "distill", (f"distillation from teacher {recipe.teacher} (alpha={recipe.alpha}, " \
-                          f"temperature={recipe.temperature})")
+        return "distill", (f"distillation from teacher {recipe.teacher} (alpha={recipe.alpha}, "
+                           f"temperature={recipe.temperature})")
     if recipe.teacher:
         raise ConfigError(f"teacher={recipe.teacher} is for method=distill, and method is {recipe.method}: "
                           "remove the teacher or set method=distill")

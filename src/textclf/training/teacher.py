@@ -27,10 +27,10 @@ from typing import Any
 import datasets
 import numpy as np
 
-from textclf.data.loading import TaskData
+from textclf.data.loading import TaskData, check_has_rows
 from textclf.data.tables import read_table
 from textclf.data.validation import check_texts
-from textclf.errors import ConfigError, DataError, ModelError
+from textclf.errors import ConfigError, ModelError
 from textclf.files import atomic_path
 from textclf.hardware import bf16_available
 from textclf.inference.predictor import Predictor, Text, rows_to_texts
@@ -144,10 +144,9 @@ def read_unlabeled(path: str, text_columns: tuple[str, ...]) -> list[Text]:
         DataError: the file cannot be read, lacks a text column, or has an empty text (naming the file and row).
     """
     frame = read_table(path, text_columns)
+    check_has_rows(frame, str(path))
     ds = datasets.Dataset.from_pandas(frame[[c for c in text_columns if c in frame.columns]], preserve_index=False)
     check_texts(ds, text_columns, str(path))
-    if len(ds) == 0:
-        raise DataError(f"{path}: data.unlabeled_file has no rows: give a file of texts or leave the key out")
     return rows_to_texts(ds.to_dict(), text_columns)
 
 
