@@ -21,6 +21,9 @@ Prints a Markdown table (accuracy mean and spread over the seeds, train seconds)
 
     python benchmarks/few_shot.py --tasks sst2 smsa imdb --sizes 8 16 64 256 full --seeds 0 1 2
     python benchmarks/few_shot.py --quick          # sst2 and smsa, 8 and 16 per class, 3 seeds, auto and the peers
+    python benchmarks/few_shot.py --tasks sst2 --sizes 64 --output runs/few_shot.jsonl   # rerun: continues
+    python benchmarks/few_shot.py --tasks imdb --sizes exercise --methods auto --set learning_rate=5e-5 \
+        --output runs/imdb-lr5e-5.jsonl           # a recipe variant (one --output file per variant)
 """
 
 from __future__ import annotations
@@ -79,18 +82,21 @@ def sample(train: pd.DataFrame, size: str, seed: int) -> pd.DataFrame:
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
-def run_textclf(method: str, train_csv: Path, eval_csv: Path, out: Path, seed: int) -> tuple[float, float, str]:
-    """``textclf train`` with defaults (plus method and seed), then ``evaluate``: (accuracy, train s, method used)."""
+def run_textclf(method: str, train_csv: Path, eval_csv: Path, out: Path, seed: int,
+                overrides: list[str]) -> tuple[float, float, str]:
+    """``textclf train`` with defaults (plus method, seed and ``overrides``), then ``evaluate``: (accuracy, train s,
+    the method used and the overrides)."""
     from textclf.config import load_recipe
     from textclf.evaluation import evaluate_checkpoint
     from textclf.training import train
 
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
-        result = train(load_recipe(str(train_csv), [f"method={method}", f"seed={seed}", "report_to=none"]), out)
+        result = train(load_recipe(str(train_csv), [f"method={method}", f"seed={seed}", "report_to=none",
+                                                    *overrides]), out)
     seconds = time.perf_counter() - started
     scored = evaluate_checkpoint(result.model_dir, str(eval_csv))
-    return scored["eval_accuracy"], seconds, result.metrics["method"]
+    return scored["eval_accuracy"], seconds, " ".join([result.metrics["method"], *overrides])
 
 
 def run_setfit_lib(train: pd.DataFrame, evaluation: pd.DataFrame, seed: int) -> tuple[float, float, str]:
@@ -148,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["auto", "finetune", "setfit", "head", "setfit_lib", "tfidf",
                                                          "majority"])
     parser.add_argument("--quick", action="store_true", help="sst2 and smsa, 8 and 16 per class, auto and the peers")
-    parser.add_argument("--output", help="also write every measurement as JSON to this file")
+    parser.add_argument("--output", help="append every measurement to this JSON Lines file as it is made; rows "
+                                         "already there are not run again (a stopped run continues)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides for the textclf rows (e.g. min_train_steps=150), said in the note")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.sizes, args.methods = ["sst2", "smsa"], ["8", "16"], ["auto", "setfit_lib", "tfidf",
@@ -159,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.set_verbosity_error()
     results = []
+    done: dict[tuple, dict] = {}
+    if args.output and Path(args.output).exists():
+        for line in Path(args.output).read_text().splitlines():
+            row = json.loads(line)
+            done[(row["task"], row["size"], row["seed"], row["method"])] = row
     for task in args.tasks:
         train_all, evaluation = load(task)
         sizes = args.sizes + (["exercise"] if task == "imdb" and "exercise" not in args.sizes else [])
@@ -170,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
                     train.to_csv(work / "train.csv", index=False)
                     evaluation.to_csv(work / "eval.csv", index=False)
                     for method in args.methods:
+                        if (task, size, seed, method) in done:
+                            results.append(done[(task, size, seed, method)])
+                            continue
                         if method in ("auto", "finetune", "setfit", "head"):
                             accuracy, seconds, note = run_textclf(method, work / "train.csv", work / "eval.csv",
-                                                                  work / f"run-{method}", seed)
+                                                                  work / f"run-{method}", seed, args.set)
                         else:
                             accuracy, seconds, note = {"setfit_lib": run_setfit_lib, "tfidf": run_tfidf,
                                                        "majority": run_majority}[method](train, evaluation, seed)
@@ -180,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                                "train_s": round(seconds, 1), "note": note, "train_examples": len(train)}
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr, flush=True)
+                        if args.output:
+                            with open(args.output, "a") as log:
+                                log.write(json.dumps(row) + "\n")
     table = pd.DataFrame(results)
     print("| task | per class | method | accuracy (mean ± sd) | train s (mean) | seeds | note |")
     print("|---|---|---|---:|---:|---:|---|")
@@ -198,8 +218,6 @@ def main(argv: list[str] | None = None) -> int:
             if peers:
                 best = max(peers, key=peers.get)
                 cell.update(best_peer=peers[best], best_peer_name=best)
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({"sizes": {size: {task: {k: v for k, v in cell.items() if k in ("auto", "best_peer",
                                                                                   "best_peer_name")}
                                            for task, cell in by_task.items()} for size, by_task in summary.items()},
