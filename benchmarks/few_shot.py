@@ -171,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     done: dict[tuple, dict] = {}
     if args.output and Path(args.output).exists():
         for line in Path(args.output).read_text().splitlines():
-            row = json.loads(line)
-            done[(row["task"], row["size"], row["seed"], row["method"])] = row
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill mid-append: that row runs again
+                continue
+            done[(row["task"], row["size"], row["seed"], row["method"], tuple(row.get("set", [])))] = row
     for task in args.tasks:
         train_all, evaluation = load(task)
         sizes = args.sizes + (["exercise"] if task == "imdb" and "exercise" not in args.sizes else [])
@@ -184,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                     train.to_csv(work / "train.csv", index=False)
                     evaluation.to_csv(work / "eval.csv", index=False)
                     for method in args.methods:
-                        if (task, size, seed, method) in done:
-                            results.append(done[(task, size, seed, method)])
+                        key = (task, size, seed, method, tuple(args.set))
+                        if key in done:  # measured by an earlier, stopped run with the same overrides
+                            results.append(done[key])
                             continue
                         if method in ("auto", "finetune", "setfit", "head"):
                             accuracy, seconds, note = run_textclf(method, work / "train.csv", work / "eval.csv",
@@ -194,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                             accuracy, seconds, note = {"setfit_lib": run_setfit_lib, "tfidf": run_tfidf,
                                                        "majority": run_majority}[method](train, evaluation, seed)
                         row = {"task": task, "size": size, "seed": seed, "method": method, "accuracy": accuracy,
-                               "train_s": round(seconds, 1), "note": note, "train_examples": len(train)}
+                               "train_s": round(seconds, 1), "note": note, "train_examples": len(train),
+                               "set": args.set}
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr, flush=True)
                         if args.output:
