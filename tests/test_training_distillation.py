@@ -151,6 +151,7 @@ def test_a_student_trained_on_the_teacher_alone_reproduces_its_argmax(tmp_path, 
     """alpha=0 against a fixed (random) teacher: the student learns the teacher's labelling of its training texts,
     which has nothing to do with the gold labels, and the loss falls."""
     from safetensors.numpy import load_file
+    from scipy.special import softmax
 
     from textclf.inference.predictor import Predictor
 
@@ -162,9 +163,16 @@ def test_a_student_trained_on_the_teacher_alone_reproduces_its_argmax(tmp_path, 
     result = train(recipe, tmp_path / "run")
     teacher = load_file(str(tmp_path / "run" / "teacher" / LOGITS_FILE))["train"]
     student = Predictor.from_pretrained(result.model_dir).logits([r["text"] for r in rows])
-    agreement = (student.argmax(-1) == teacher.argmax(-1)).mean()
+    agrees = student.argmax(-1) == teacher.argmax(-1)
+    # Near-ties of the random teacher (top two probabilities within 0.1) are left out of the strict check: the
+    # tiny student maps template-alike texts to near-equal outputs, and which side of a tie it lands on is
+    # floating-point luck: 0.896 overall on a CPU without AVX-512, >= 0.9 on the AVX-512 machines before it.
+    top2 = np.sort(softmax(teacher, axis=-1), axis=-1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] >= 0.1
     gold = np.array([LABELS.index(r["label"]) for r in rows])
-    assert agreement >= 0.9, agreement
+    assert decided.sum() >= len(rows) // 2, decided.sum()
+    assert agrees[decided].mean() >= 0.95, agrees[decided].mean()
+    assert agrees.mean() >= 0.8, agrees.mean()
     assert (teacher.argmax(-1) == gold).mean() < 0.7  # the teacher is not the gold labelling: agreement is learned
     losses = [e["loss"] for e in json.loads((tmp_path / "run" / "log_history.json").read_text()) if "loss" in e]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
