@@ -73,9 +73,18 @@ def test_the_step_floor_scales_small_runs_up_and_evaluates_ten_times():
     assert small_data_schedule(recipe("max_steps=5"), 128, False)["overrides"] == {}  # the user's own count
     fixed = small_data_schedule(recipe(), train_rows=128, validation_is_train=True)["overrides"]
     assert fixed["eval_strategy"] == "no" and fixed["load_best_model_at_end"] is False and fixed["max_steps"] == 300
-    # Longer inputs carry more tokens per step: the floor shrinks in proportion beyond 128 tokens.
+    # Longer inputs carry more tokens per step: the floor shrinks in proportion beyond 128 tokens (300 -> 75 at 512),
+    # and little data of them trains in batches of 16 at half the learning rate, twice the steps for the same tokens.
     long_inputs = small_data_schedule(recipe("max_seq_length=512"), train_rows=450, validation_is_train=False)
-    assert long_inputs["overrides"]["max_steps"] == 75 and long_inputs["min_train_steps"] == 75
+    assert long_inputs["overrides"]["max_steps"] == 150 and long_inputs["min_train_steps"] == 150
+    assert long_inputs["overrides"]["per_device_train_batch_size"] == 16
+    assert long_inputs["overrides"]["learning_rate"] == pytest.approx(recipe().learning_rate / 2)
+    assert long_inputs["learning_rate"] == long_inputs["overrides"]["learning_rate"]
+    assert long_inputs["overrides"]["eval_steps"] == 15
+    small_batch = small_data_schedule(recipe("max_seq_length=512", "per_device_train_batch_size=8"), 100, False)
+    assert small_batch["overrides"]["max_steps"] == 75 and "learning_rate" not in small_batch["overrides"]
+    assert "learning_rate" not in small_data_schedule(recipe("max_seq_length=512"), 67_349, False)["overrides"]
+    assert "learning_rate" not in small_data_schedule(recipe("max_seq_length=128"), 128, False)["overrides"]
     assert small_data_schedule(recipe("max_seq_length=64"), 128, False)["overrides"]["max_steps"] == 300
 
 
