@@ -44,6 +44,17 @@ def test_head_logits_give_the_logistic_regressions_probabilities(n_classes):
     np.testing.assert_allclose(probabilities, reference, atol=1e-3)
 
 
+def test_the_setfit_head_is_the_libraries_c_1_not_a_cross_validated_c():
+    """SetFit's encoder was trained on every fold, so cross-validation cannot choose C: the setfit head is C=1."""
+    x, y = blobs(20, 3)
+    x = x * 0.05  # small features: the cross-validated C moves away from 1, so the two heads differ
+    weight, bias = fit_linear_head(x, y, SINGLE_LABEL, seed=0, tune_c=False)
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit(x.astype(np.float64), y).predict_proba(x)
+    np.testing.assert_allclose(softmax(x @ weight.T + bias, axis=1), reference, atol=1e-3)
+    tuned_weight, _ = fit_linear_head(x, y, SINGLE_LABEL, seed=0)
+    assert not np.allclose(tuned_weight, weight, atol=1e-3)
+
+
 def test_multi_label_head_is_one_logistic_regression_per_label_and_constant_labels_get_a_constant():
     x, y = blobs(20, 2)
     hot = np.stack([y, 1 - y, np.ones_like(y), np.zeros_like(y)], axis=1)
