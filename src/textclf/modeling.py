@@ -26,6 +26,7 @@ from textclf.checkpoints import (
 )
 from textclf.config import BUNDLED_MODEL
 from textclf.errors import ModelError
+from textclf.lexical import lexical_from_tensors, special_token_ids
 from textclf.tasks import MULTI_LABEL, REGRESSION
 
 
@@ -278,10 +279,13 @@ class EmbeddingClassifier(torch.nn.Module):
         encoder: a transformers encoder (``AutoModel``) whose config carries the label maps.
         weight: (num_labels, hidden_size) float; bias: (num_labels,) float.
         pooling: ``mean`` or ``cls``; normalize: L2-normalise the pooled embedding first.
+        lexical: (:class:`textclf.lexical.LexicalFeatures`, its (num_labels, num_features) weight): TF-IDF of the
+            input's word pieces whose weighted sum is added to the logits (stored in the same head file); None
+            for the embedding alone.
     """
 
     def __init__(self, encoder: PreTrainedModel, weight: torch.Tensor, bias: torch.Tensor, pooling: str = "mean",
-                 normalize: bool = False):
+                 normalize: bool = False, lexical: tuple[Any, torch.Tensor] | None = None):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ModelError(f"pooling={pooling!r} is not supported by textclf's embedding head: use mean or cls")
@@ -292,6 +296,9 @@ class EmbeddingClassifier(torch.nn.Module):
             self.head.weight.copy_(weight)
             self.head.bias.copy_(bias)
         self.pooling, self.normalize = pooling, normalize
+        self.lexical = lexical[0] if lexical is not None else None
+        if lexical is not None:
+            self.lexical_weight = torch.nn.Parameter(lexical[1].to(torch.float32), requires_grad=False)
 
     @property
     def device(self) -> torch.device:
@@ -313,7 +320,10 @@ class EmbeddingClassifier(torch.nn.Module):
         from transformers.modeling_outputs import SequenceClassifierOutput
 
         embeddings = self.embed(input_ids, attention_mask, **inputs)
-        return SequenceClassifierOutput(logits=self.head(embeddings.to(self.head.weight.dtype)))
+        logits = self.head(embeddings.to(self.head.weight.dtype))
+        if self.lexical is not None:  # (batch, num_features) @ (num_features, num_labels), in float32
+            logits = logits.float() + self.lexical(input_ids, attention_mask) @ self.lexical_weight.float().T
+        return SequenceClassifierOutput(logits=logits)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, allow_pickle: bool = False,
@@ -339,7 +349,10 @@ class EmbeddingClassifier(torch.nn.Module):
         head = load_file(str(path / EMBEDDING_HEAD_FILE))
         pooling, normalize = sentence_pooling(path)
         encoder = AutoModel.from_pretrained(path, **loading_kwargs(allow_pickle, trust_remote_code))
-        return cls(encoder, head["weight"], head["bias"], pooling, normalize)
+        lexical = None
+        if "lexical_weight" in head:  # the tokenizer's special tokens are not text: read them from it
+            lexical = lexical_from_tensors(head, special_token_ids(AutoTokenizer.from_pretrained(path)))
+        return cls(encoder, head["weight"], head["bias"], pooling, normalize, lexical)
 
 
 def sentence_pooling(path: str | Path) -> tuple[str, bool]:
@@ -373,7 +386,8 @@ def sentence_pooling(path: str | Path) -> tuple[str, bool]:
 
 
 def save_embedding_classifier(body: Any, weight: np.ndarray, bias: np.ndarray, path: Path, label_names: list[str],
-                              problem_type: str, meta: dict[str, Any]) -> None:
+                              problem_type: str, meta: dict[str, Any],
+                              lexical: dict[str, torch.Tensor] | None = None) -> None:
     """Write an :class:`EmbeddingClassifier` checkpoint into ``path`` (an empty directory).
 
     Args:
@@ -381,12 +395,14 @@ def save_embedding_classifier(body: Any, weight: np.ndarray, bias: np.ndarray, p
             tokenizer, modules.json, pooling).
         weight: (num_labels, hidden_size) and bias (num_labels,) of the linear head.
         meta: textclf's metadata for config.json (``textclf``: method, task, text columns, max_seq_length, ...).
+        lexical: the TF-IDF features' tensors (:func:`textclf.lexical.lexical_tensors`), stored in the head file.
     """
     from safetensors.torch import save_file
 
     body.save(str(path), safe_serialization=True)
     save_file({"weight": torch.tensor(np.asarray(weight, dtype=np.float32)).contiguous(),
-               "bias": torch.tensor(np.asarray(bias, dtype=np.float32)).contiguous()}, str(path / EMBEDDING_HEAD_FILE))
+               "bias": torch.tensor(np.asarray(bias, dtype=np.float32)).contiguous(), **(lexical or {})},
+              str(path / EMBEDDING_HEAD_FILE))
     config_path = path / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     id2label, label2id = label_maps(label_names, problem_type)

@@ -100,6 +100,9 @@ class Recipe:
     method: str = _key("auto", "auto (picks by examples per class, logged and in metrics.json; distill when a "
                                "teacher is given), finetune (the Trainer), setfit (contrastive SetFit, then a head), "
                                "head (frozen encoder, logistic regression) or distill (fine-tuning towards a teacher)")
+    # auto: textclf.lexical.SPLIT_WORDS_UNKNOWN (the encoder's tokenizer splits > 30% of the training words).
+    lexical: str = _key("auto", "head / setfit: add TF-IDF of the encoder's word pieces to the head: auto (when the "
+                                "encoder's vocabulary does not know the texts' language), true or false")
     teacher: str | None = _key(None, "method=distill: the teacher, a run directory of textclf train, a checkpoint or "
                                      "a Hub id, fine-tuned on this task's labels")
     # Hinton et al. 2015: a weighted average of the two objectives; the soft term is scaled by T^2.
@@ -197,6 +200,7 @@ class Recipe:
             "method": ("auto", "finetune", "setfit", "head", "distill"),
             "preset": PRESETS,
             "bf16": ("auto", "true", "false"),
+            "lexical": ("auto", "true", "false"),
             "train_sampling_strategy": ("random", "group_by_length", "sequential"),
             "eval_strategy": ("epoch", "steps", "no"),
             "attn_implementation": ("auto", "eager", "sdpa"),

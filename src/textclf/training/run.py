@@ -55,6 +55,7 @@ from textclf.files import atomic_path, atomic_write_text, remove_stale_temporari
 from textclf.hardware import describe_machine
 from textclf.hub import check_hub_token, push_model
 from textclf.inference.predictor import Predictor, rows_to_texts
+from textclf.lexical import SPLIT_WORDS_UNKNOWN, split_word_fraction
 from textclf.modeling import EMBEDDING_METHODS, load_sentence_model, load_tokenizer
 from textclf.reports.modelcard import write_model_card
 from textclf.reports.rundir import write_run
@@ -108,7 +109,9 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     """The method a run uses and why: ``recipe.method`` unless it is ``auto``, which distils when the recipe names a
     teacher, else picks SetFit for small data
     (fewer than :data:`SETFIT_BELOW_PER_CLASS` examples per class, :func:`examples_per_class`) and fine-tuning
-    otherwise; sentence
+    otherwise; small data in a language the encoder's vocabulary does not know (its tokenizer splits more than
+    :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of the training words) gets ``head``, whose TF-IDF features
+    (:func:`resolve_lexical`) carry what the embeddings miss; sentence
     pairs, head_tail / chunks truncation and regression always fine-tune (SetFit embeds single texts into classes).
 
     Returns:
@@ -141,9 +144,41 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     if data.problem_type == REGRESSION:
         return "finetune", "regression: SetFit has no regression head"
     if per_class < SETFIT_BELOW_PER_CLASS:
+        split = split_word_fraction(load_tokenizer(recipe.model), data.splits["train"][data.text_columns[0]],
+                                    seed=recipe.seed)
+        if split > SPLIT_WORDS_UNKNOWN:
+            return "head", (f"{per_class} training examples per class (< {SETFIT_BELOW_PER_CLASS}), and the encoder's "
+                            f"vocabulary splits {split:.0%} of the training words into pieces (> "
+                            f"{SPLIT_WORDS_UNKNOWN:.0%}): a language it does not know, where SetFit gained nothing "
+                            "over its frozen embeddings; a frozen-encoder head with TF-IDF of its word pieces")
         return "setfit", (f"{per_class} training examples per class (< {SETFIT_BELOW_PER_CLASS}): SetFit learns "
                           "more from few examples than fine-tuning")
     return "finetune", f"{per_class} training examples per class (>= {SETFIT_BELOW_PER_CLASS}): fine-tuning"
+
+
+def resolve_lexical(recipe: Recipe, data: TaskData, method: str, tokenizer: Any) -> tuple[bool, str]:
+    """Whether the head of ``method`` gets TF-IDF features of the encoder's word pieces (:mod:`textclf.lexical`),
+    and why: ``lexical=true`` / ``false`` as given; ``auto`` when the encoder's tokenizer splits more than
+    :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of the training words (SmSA: 82%; English tasks: 3-9%).
+
+    Args:
+        tokenizer: the encoder's tokenizer (None for the Trainer methods).
+
+    Raises:
+        ConfigError: ``lexical=true`` with a method that fine-tunes (finetune, distill).
+    """
+    if method not in EMBEDDING_METHODS:
+        if recipe.lexical == "true":
+            raise ConfigError(f"lexical=true adds TF-IDF features to the head of method=head / setfit, and this run's "
+                              f"method is {method}: set method=head (or setfit), or lexical=auto")
+        return False, f"method={method} has no linear head on embeddings"
+    if recipe.lexical != "auto":
+        return recipe.lexical == "true", f"lexical={recipe.lexical} as the recipe says"
+    split = split_word_fraction(tokenizer, data.splits["train"][data.text_columns[0]], seed=recipe.seed)
+    if split > SPLIT_WORDS_UNKNOWN:
+        return True, (f"the encoder's vocabulary splits {split:.0%} of the training words into pieces "
+                      f"(> {SPLIT_WORDS_UNKNOWN:.0%}): TF-IDF of its word pieces next to the embeddings")
+    return False, f"the encoder's vocabulary splits {split:.0%} of the training words (<= {SPLIT_WORDS_UNKNOWN:.0%})"
 
 
 def resolve_lengths(recipe: Recipe, data: TaskData, method: str, body: Any = None) -> tuple[Recipe, str]:
@@ -232,6 +267,9 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
     hub_token = check_hub_token() if recipe.push_to_hub else None
     body = load_sentence_model(recipe.model, recipe.max_seq_length) if method not in TRAINER_METHODS else None
     recipe, length_reason = resolve_lengths(recipe, data, method, body)
+    lexical, lexical_reason = resolve_lexical(recipe, data, method, body.tokenizer if body is not None else None)
+    if lexical:
+        logger.info("lexical features: %s", lexical_reason)
 
     model_dir = output_dir / "model"
     # Under torchrun / accelerate launch every process fine-tunes its shard (the Trainer's DDP), and only the main
@@ -262,7 +300,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
             trainer.model.save_pretrained(tmp)
             trainer.processing_class.save_pretrained(tmp)
         else:
-            stats = fit_embedding_method(method, recipe, data, tmp, body=body)
+            stats = fit_embedding_method(method, recipe, data, tmp, body=body, lexical=lexical)
         # Judge the saved checkpoint, not the in-memory model: accelerate wraps the latter's forward in the
         # training autocast, and the numbers here must be the ones `textclf evaluate` reproduces.
         predictor = Predictor.from_pretrained(tmp, batch_size=recipe.per_device_eval_batch_size)
@@ -281,6 +319,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, callbacks: list[TrainerCall
         "max_seq_length": recipe.max_seq_length,
         "truncation": recipe.truncation,
         "max_seq_length_reason": length_reason,
+        "lexical": lexical,
+        "lexical_reason": lexical_reason,
         "train_examples": len(data.splits["train"]),
         "eval_examples": len(data.splits["validation"]),
         "validation_is_train": data.validation_is_train,
