@@ -79,7 +79,8 @@ def card_data(run: RunFiles, model_name: str) -> Any:
 def _usage(run: RunFiles, reference: str) -> str:
     meta = (run.model_config or {}).get("textclf") or {}
     if meta.get("method") in EMBEDDING_METHODS:  # an encoder and a linear head: not a transformers pipeline model
-        return (f"A sentence encoder with a linear head (`method={meta['method']}`), loaded with textclf:\n\n"
+        lexical = " and TF-IDF features of its word pieces (`lexical`)" if meta.get("lexical") else ""
+        return (f"A sentence encoder with a linear head (`method={meta['method']}`){lexical}, loaded with textclf:\n\n"
                 f'```python\nfrom textclf.inference import Predictor\n\nclassifier = Predictor.from_pretrained('
                 f'"{reference}")\nclassifier.predict("a text to classify")\n```\n')
     columns = meta.get("text_columns") or ["text"]

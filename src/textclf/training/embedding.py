@@ -87,9 +87,8 @@ def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, problem_type: st
         are the logits: softmax of them is the logistic regression's ``predict_proba`` (two classes: logits
         ``[0, z]``), a sigmoid per label for multi-label, the ridge prediction for regression.
     """
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
-
     from scipy.sparse import issparse
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
 
     x = embeddings.astype(np.float64).tocsr() if issparse(embeddings) else np.asarray(embeddings, dtype=np.float64)
     if problem_type == REGRESSION:

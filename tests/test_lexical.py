@@ -1,0 +1,116 @@
+"""TF-IDF of the encoder's word pieces (textclf.lexical): equal to scikit-learn's, chosen for languages the
+encoder's vocabulary does not know, and carried through a head checkpoint to prediction."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import fast_overrides, read_jsonl, sentiment_rows
+from safetensors import safe_open
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from textclf.config import load_recipe
+from textclf.data.loading import TaskData
+from textclf.errors import ConfigError
+from textclf.inference import Predictor
+from textclf.lexical import SPLIT_WORDS_UNKNOWN, fit_lexical_features, split_word_fraction
+from textclf.modeling import EMBEDDING_HEAD_FILE
+from textclf.tasks import SINGLE_LABEL
+from textclf.training import train
+from textclf.training.run import choose_method, resolve_lexical
+
+TEXTS = ["the film was good , really good", "a dull , dull film", "Good acting and a good story",
+         "rumah makan ini enak sekali", "pelayanannya sangat lambat dan mengecewakan", "good"]
+
+
+def reference_tfidf(tokenizer, train_texts, other_texts, max_length):
+    """scikit-learn's TfidfVectorizer over the same word-piece unigrams and bigrams, its columns named by the raw
+    feature ids textclf.lexical uses."""
+    special = set(tokenizer.all_special_ids)
+    vocab = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+    def analyzer(text):
+        ids = [i for i in tokenizer(text, truncation=True, max_length=max_length)["input_ids"] if i not in special]
+        return [str(i) for i in ids] + [str(vocab * (1 + a) + b) for a, b in itertools.pairwise(ids)]
+
+    vectorizer = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True).fit(train_texts)
+    columns = np.array([int(name) for name in vectorizer.get_feature_names_out()])
+    order = np.argsort(columns)
+    return columns[order], vectorizer.transform(train_texts)[:, order], vectorizer.transform(other_texts)[:, order]
+
+
+def test_lexical_features_equal_scikit_learns_tfidf_of_the_word_pieces(bundled_tokenizer):
+    module, matrix = fit_lexical_features(bundled_tokenizer, TEXTS, max_seq_length=12, batch_size=4)
+    columns, expected_train, expected_new = reference_tfidf(bundled_tokenizer, TEXTS, ["good food , dull story",
+                                                                                       "zzz unseen"], 12)
+    np.testing.assert_array_equal(module.feature_ids.numpy(), columns)
+    np.testing.assert_allclose(matrix.toarray(), expected_train.toarray(), atol=1e-6)
+    # New texts, padded in one batch: unseen features are dropped before the normalisation, as scikit-learn does.
+    batch = bundled_tokenizer(["good food , dull story", "zzz unseen"], truncation=True, max_length=12, padding=True,
+                              return_tensors="pt")
+    with torch.inference_mode():
+        new = module(batch["input_ids"], batch["attention_mask"]).numpy()
+    np.testing.assert_allclose(new, expected_new.toarray(), atol=1e-6)
+    assert np.linalg.norm(new[0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_split_words_tell_the_encoders_language_from_others(bundled_tokenizer, data_dir):
+    english = pd.read_parquet(data_dir / "glue-sst2" / "train.parquet")["sentence"].head(500).tolist()
+    indonesian = pd.read_parquet(data_dir / "indonlu-smsa" / "train.parquet")["text"].head(500).tolist()
+    assert split_word_fraction(bundled_tokenizer, english) < SPLIT_WORDS_UNKNOWN / 2
+    assert split_word_fraction(bundled_tokenizer, indonesian) > 2 * SPLIT_WORDS_UNKNOWN
+    assert split_word_fraction(bundled_tokenizer, ["123 456", ""]) == 0.0
+
+
+def small_task(texts, labels) -> TaskData:
+    split = datasets.Dataset.from_dict({"text": texts, "label": labels})
+    return TaskData(name="toy", splits={"train": split, "validation": split}, text_columns=("text",),
+                    label_names=["negative", "neutral", "positive"], problem_type=SINGLE_LABEL,
+                    metrics=("accuracy",), metric_for_best_model="accuracy")
+
+
+def test_auto_gives_small_data_in_an_unknown_language_a_head_with_lexical_features(bundled_tokenizer, data_dir):
+    frames = {"smsa": pd.read_parquet(data_dir / "indonlu-smsa" / "train.parquet"),
+              "sst2": pd.read_parquet(data_dir / "glue-sst2" / "train.parquet").rename(columns={"sentence": "text"})}
+    recipe = load_recipe("sst2", [])
+    for name, expected_method, expected_lexical in (("smsa", "head", True), ("sst2", "setfit", False)):
+        frame = frames[name].groupby("label").head(16)
+        data = small_task(frame["text"].tolist(), frame["label"].tolist())
+        method, reason = choose_method(recipe, data)
+        assert method == expected_method, reason
+        lexical, why = resolve_lexical(recipe, data, method, bundled_tokenizer)
+        assert lexical is expected_lexical and "%" in why
+    assert resolve_lexical(load_recipe("sst2", ["lexical=false"]), data, "head", bundled_tokenizer)[0] is False
+    assert resolve_lexical(load_recipe("sst2", ["lexical=true"]), data, "setfit", bundled_tokenizer)[0] is True
+    with pytest.raises(ConfigError, match="lexical=true adds TF-IDF features to the head"):
+        resolve_lexical(load_recipe("sst2", ["lexical=true"]), data, "finetune", bundled_tokenizer)
+
+
+def test_a_head_with_lexical_features_learns_words_the_frozen_encoder_cannot_and_round_trips(
+        tiny_model_dir, make_file, tmp_path):
+    """A random frozen encoder knows no words; the TF-IDF block does: the toy task's classes share no words."""
+    train_file = make_file("train.csv", sentiment_rows(32))
+    validation_file = make_file("validation.csv", sentiment_rows(16, offset=1000))
+    overrides = [o for o in fast_overrides(tiny_model_dir, f"validation_file={validation_file}")
+                 if not o.startswith("method=")]
+    result = train(load_recipe(str(train_file), [*overrides, "method=head", "lexical=true"]), tmp_path / "run")
+    assert result.metrics["lexical"] is True and result.metrics["lexical_features"] > 10
+    assert result.metrics["eval_accuracy"] == 1.0
+    with safe_open(str(result.model_dir / EMBEDDING_HEAD_FILE), "pt") as tensors:
+        names = set(tensors.keys())
+    assert {"weight", "bias", "lexical_weight", "lexical_idf", "lexical_feature_ids"} <= names
+    assert json.loads((result.model_dir / "config.json").read_text())["textclf"]["lexical"] is True
+    predictor = Predictor.from_pretrained(result.model_dir)
+    saved = read_jsonl(tmp_path / "run" / "predictions.jsonl")
+    texts = [r["text"] for r in sentiment_rows(16, offset=1000)]
+    assert [p["label"] for p in predictor.predict(texts)] == [row["predicted"] for row in saved]
+    # The lexical block is part of the logits: without it the same checkpoint scores differently.
+    with_lexical = predictor.logits(texts)
+    predictor.model.lexical = None
+    assert not np.allclose(predictor.logits(texts), with_lexical, atol=1e-4)
