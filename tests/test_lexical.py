@@ -75,17 +75,20 @@ def small_task(texts, labels) -> TaskData:
                     metrics=("accuracy",), metric_for_best_model="accuracy")
 
 
-def test_auto_gives_small_data_in_an_unknown_language_a_head_with_lexical_features(bundled_tokenizer, data_dir):
+def test_auto_gives_an_unknown_language_a_head_with_lexical_features_at_every_size(bundled_tokenizer, data_dir):
     frames = {"smsa": pd.read_parquet(data_dir / "indonlu-smsa" / "train.parquet"),
               "sst2": pd.read_parquet(data_dir / "glue-sst2" / "train.parquet").rename(columns={"sentence": "text"})}
     recipe = load_recipe("sst2", [])
-    for name, expected_method, expected_lexical in (("smsa", "head", True), ("sst2", "setfit", False)):
-        frame = frames[name].groupby("label").head(16)
+    for name, per_class, expected_method, expected_lexical in (("smsa", 16, "head", True), ("smsa", 200, "head", True),
+                                                               ("sst2", 16, "setfit", False),
+                                                               ("sst2", 200, "finetune", False)):
+        frame = frames[name].groupby("label").head(per_class)
         data = small_task(frame["text"].tolist(), frame["label"].tolist())
         method, reason = choose_method(recipe, data)
         assert method == expected_method, reason
-        lexical, why = resolve_lexical(recipe, data, method, bundled_tokenizer)
-        assert lexical is expected_lexical and "%" in why
+        if method != "finetune":
+            lexical, why = resolve_lexical(recipe, data, method, bundled_tokenizer)
+            assert lexical is expected_lexical and "%" in why
     assert resolve_lexical(load_recipe("sst2", ["lexical=false"]), data, "head", bundled_tokenizer)[0] is False
     assert resolve_lexical(load_recipe("sst2", ["lexical=true"]), data, "setfit", bundled_tokenizer)[0] is True
     with pytest.raises(ConfigError, match="lexical=true adds TF-IDF features to the head"):
