@@ -483,7 +483,8 @@ def _embedding_problems(path: Path, config: dict[str, Any]) -> list[_Problem]:
                                  fix))
     lexical, features = shapes.get("lexical_weight"), shapes.get("lexical_feature_ids")
     if lexical is not None and (features is None or weight is None or list(lexical) != [weight[0], features[0]]
-                                or shapes.get("lexical_idf") != features or "lexical_vocab_size" not in shapes):
+                                or shapes.get("lexical_idf") != features
+                                or not {"lexical_vocab_size", "lexical_special_ids"} <= shapes.keys()):
         problems.append(_Problem(f"{EMBEDDING_HEAD_FILE}'s TF-IDF block does not fit together ({shapes})", fix))
     modules = _json_or_empty(path / "modules.json")
     if (path / "modules.json").is_file() and not isinstance(modules, list):

@@ -29,7 +29,6 @@ COVERAGE_SAMPLE = 1000  # training texts the coverage is measured on (seeded sam
 # The embedding block's scale next to the (unit-norm) TF-IDF block in one logistic regression: on SmSA, 0.5 scored
 # 0.668 / 0.736 / 0.794 at 8 / 16 / 64 per class against 0.666 / 0.726 / 0.774 for 1.0 (docs/results.md).
 EMBEDDING_SCALE = 0.5
-LEXICAL_KEYS = ("lexical_feature_ids", "lexical_idf", "lexical_weight", "lexical_vocab_size")
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -37,7 +36,7 @@ def split_word_fraction(tokenizer: Any, texts: Sequence[str], sample: int = COVE
     """The share of words (runs of letters) in ``texts`` that ``tokenizer`` splits into more than one piece.
 
     Args:
-        tokenizer: a transformers tokenizer (``tokenize``); words are lower-cased first when it lower-cases.
+        tokenizer: a transformers tokenizer, called once on the distinct words (it lower-cases if it does).
         texts: the training texts; at most ``sample`` of them, drawn with ``seed``, are read.
 
     Returns:
@@ -161,15 +160,15 @@ def lexical_tensors(module: LexicalFeatures, weight: np.ndarray) -> dict[str, to
     """The tensors a checkpoint's head file stores for ``module`` and its (num_labels, num_features) weight."""
     return {"lexical_feature_ids": module.feature_ids.contiguous(), "lexical_idf": module.idf.contiguous(),
             "lexical_weight": torch.tensor(np.asarray(weight, dtype=np.float32)).contiguous(),
-            "lexical_vocab_size": torch.tensor([module.vocab_size], dtype=torch.int64)}
+            "lexical_vocab_size": torch.tensor([module.vocab_size], dtype=torch.int64),
+            "lexical_special_ids": module.special_ids.contiguous()}
 
 
-def lexical_from_tensors(tensors: dict[str, torch.Tensor], special_ids: torch.Tensor) -> tuple[LexicalFeatures,
-                                                                                               torch.Tensor] | None:
-    """(:class:`LexicalFeatures`, its (num_labels, num_features) weight) from a head file's tensors; None when the
-    checkpoint has no lexical features."""
+def lexical_from_tensors(tensors: dict[str, torch.Tensor]) -> tuple[LexicalFeatures, torch.Tensor] | None:
+    """(:class:`LexicalFeatures`, its (num_labels, num_features) weight) from a head file's tensors
+    (:func:`lexical_tensors`); None when the checkpoint has no lexical features."""
     if "lexical_weight" not in tensors:
         return None
     module = LexicalFeatures(tensors["lexical_feature_ids"], tensors["lexical_idf"],
-                             int(tensors["lexical_vocab_size"][0]), special_ids)
+                             int(tensors["lexical_vocab_size"][0]), tensors["lexical_special_ids"])
     return module, tensors["lexical_weight"]

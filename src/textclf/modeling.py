@@ -26,7 +26,7 @@ from textclf.checkpoints import (
 )
 from textclf.config import BUNDLED_MODEL
 from textclf.errors import ModelError
-from textclf.lexical import lexical_from_tensors, special_token_ids
+from textclf.lexical import lexical_from_tensors
 from textclf.tasks import MULTI_LABEL, REGRESSION
 
 
@@ -349,10 +349,7 @@ class EmbeddingClassifier(torch.nn.Module):
         head = load_file(str(path / EMBEDDING_HEAD_FILE))
         pooling, normalize = sentence_pooling(path)
         encoder = AutoModel.from_pretrained(path, **loading_kwargs(allow_pickle, trust_remote_code))
-        lexical = None
-        if "lexical_weight" in head:  # the tokenizer's special tokens are not text: read them from it
-            lexical = lexical_from_tensors(head, special_token_ids(AutoTokenizer.from_pretrained(path)))
-        return cls(encoder, head["weight"], head["bias"], pooling, normalize, lexical)
+        return cls(encoder, head["weight"], head["bias"], pooling, normalize, lexical_from_tensors(head))
 
 
 def sentence_pooling(path: str | Path) -> tuple[str, bool]:

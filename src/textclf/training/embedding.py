@@ -141,8 +141,8 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
 
     Returns:
         Training facts for metrics.json: ``method``, ``lexical_features`` (TF-IDF columns; 0 without),
-        ``train_runtime`` (seconds), ``global_step`` (SetFit's pair
-        steps; 0 for head), ``train_loss`` (SetFit's; None for head), ``log_history``.
+        ``train_runtime`` (seconds), ``global_step`` (SetFit's pair steps; 0 for head), ``train_loss`` (SetFit's;
+        None for head), ``log_history``.
 
     Raises:
         ConfigError: see :func:`check_embedding_method`; ModelError: the model cannot be loaded.
@@ -174,8 +174,9 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
             "max_seq_length": recipe.max_seq_length, "truncation": "head", "base_model": base_model_id(recipe.model),
             "lexical": lexical}
     save_embedding_classifier(body, weight, bias, model_dir, data.label_names, data.problem_type, meta, tensors)
-    return {"method": method, "lexical_features": 0 if tensors is None else module.num_features, "train_runtime": round(time.perf_counter() - started, 2), "global_step": steps,
-            "train_loss": loss, "log_history": history}
+    return {"method": method, "lexical_features": 0 if tensors is None else module.num_features,
+            "train_runtime": round(time.perf_counter() - started, 2), "global_step": steps, "train_loss": loss,
+            "log_history": history}
 
 
 PAIR_MEGABATCH = 50  # batches per megabatch sorted by length: the Trainer's LengthGroupedSampler uses 50

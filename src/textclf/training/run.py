@@ -145,13 +145,10 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
         return "finetune", f"truncation={recipe.truncation} needs the fine-tuning path"
     if data.problem_type == REGRESSION:
         return "finetune", "regression: SetFit has no regression head"
-    split = split_word_fraction(load_tokenizer(recipe.model), data.splits["train"][data.text_columns[0]],
-                                seed=recipe.seed)
-    if split > SPLIT_WORDS_UNKNOWN:
-        return "head", (f"the encoder's vocabulary splits {split:.0%} of the training words into pieces (> "
-                        f"{SPLIT_WORDS_UNKNOWN:.0%}): a language it does not know, where a frozen-encoder head with "
-                        f"TF-IDF of its word pieces beat SetFit and fine-tuning ({per_class} training examples per "
-                        "class)")
+    unknown, coverage = language_check(load_tokenizer(recipe.model), data, recipe.seed)
+    if unknown:
+        return "head", (f"{coverage}: a language it does not know, where a frozen-encoder head with TF-IDF of its word "
+                        f"pieces beat SetFit and fine-tuning ({per_class} training examples per class)")
     if per_class < SETFIT_BELOW_PER_CLASS:
         return "setfit", (f"{per_class} training examples per class (< {SETFIT_BELOW_PER_CLASS}): SetFit learns "
                           "more from few examples than fine-tuning")
@@ -176,11 +173,18 @@ def resolve_lexical(recipe: Recipe, data: TaskData, method: str, tokenizer: Any)
         return False, f"method={method} has no linear head on embeddings"
     if recipe.lexical != "auto":
         return recipe.lexical == "true", f"lexical={recipe.lexical} as the recipe says"
-    split = split_word_fraction(tokenizer, data.splits["train"][data.text_columns[0]], seed=recipe.seed)
-    if split > SPLIT_WORDS_UNKNOWN:
-        return True, (f"the encoder's vocabulary splits {split:.0%} of the training words into pieces "
-                      f"(> {SPLIT_WORDS_UNKNOWN:.0%}): TF-IDF of its word pieces next to the embeddings")
-    return False, f"the encoder's vocabulary splits {split:.0%} of the training words (<= {SPLIT_WORDS_UNKNOWN:.0%})"
+    unknown, coverage = language_check(tokenizer, data, recipe.seed)
+    return unknown, f"{coverage}: TF-IDF of its word pieces next to the embeddings" if unknown else coverage
+
+
+def language_check(tokenizer: Any, data: TaskData, seed: int) -> tuple[bool, str]:
+    """Whether the encoder's vocabulary does not know the language of ``data``'s training texts (its tokenizer splits
+    more than :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of their words into pieces), and a one-line statement of
+    the measured share for the log."""
+    split = split_word_fraction(tokenizer, data.splits["train"][data.text_columns[0]], seed=seed)
+    unknown = split > SPLIT_WORDS_UNKNOWN
+    return unknown, (f"the encoder's vocabulary splits {split:.0%} of the training words into pieces "
+                     f"({'>' if unknown else '<='} {SPLIT_WORDS_UNKNOWN:.0%})")
 
 
 def resolve_lengths(recipe: Recipe, data: TaskData, method: str, body: Any = None) -> tuple[Recipe, str]:
