@@ -19,7 +19,7 @@ from textclf.config import load_recipe
 from textclf.data.loading import TaskData
 from textclf.errors import ConfigError
 from textclf.inference import Predictor
-from textclf.lexical import SPLIT_WORDS_UNKNOWN, fit_lexical_features, split_word_fraction
+from textclf.lexical import SPLIT_WORDS_UNKNOWN, continuation_token_ids, fit_lexical_features, split_word_fraction
 from textclf.modeling import EMBEDDING_HEAD_FILE
 from textclf.tasks import SINGLE_LABEL
 from textclf.training import train
@@ -29,35 +29,74 @@ TEXTS = ["the film was good , really good", "a dull , dull film", "Good acting a
          "rumah makan ini enak sekali", "pelayanannya sangat lambat dan mengecewakan", "good"]
 
 
-def reference_tfidf(tokenizer, train_texts, other_texts, max_length):
+def reference_tfidf(tokenizer, train_texts, other_texts, max_length, words=False):
     """scikit-learn's TfidfVectorizer over the same word-piece unigrams and bigrams, its columns named by the raw
-    feature ids textclf.lexical uses."""
+    feature ids textclf.lexical uses; ``words``: over the words the pieces spell (``##`` pieces joined), columns
+    named by the words."""
     special = set(tokenizer.all_special_ids)
     vocab = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
 
-    def analyzer(text):
+    def pieces(text):
         ids = [i for i in tokenizer(text, truncation=True, max_length=max_length)["input_ids"] if i not in special]
         return [str(i) for i in ids] + [str(vocab * (1 + a) + b) for a, b in itertools.pairwise(ids)]
 
-    vectorizer = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True).fit(train_texts)
+    def spelled(text):
+        spelt = []
+        for piece in tokenizer.convert_ids_to_tokens(tokenizer(text, truncation=True,
+                                                               max_length=max_length)["input_ids"][1:-1]):
+            if piece.startswith("##") and spelt:
+                spelt[-1] += piece[2:]
+            else:
+                spelt.append(piece)
+        return spelt + [f"{a} {b}" for a, b in itertools.pairwise(spelt)]
+
+    vectorizer = TfidfVectorizer(analyzer=spelled if words else pieces, sublinear_tf=True).fit(train_texts)
+    if words:
+        return vectorizer.get_feature_names_out(), vectorizer.transform(train_texts), vectorizer.transform(other_texts)
     columns = np.array([int(name) for name in vectorizer.get_feature_names_out()])
     order = np.argsort(columns)
     return columns[order], vectorizer.transform(train_texts)[:, order], vectorizer.transform(other_texts)[:, order]
 
 
-def test_lexical_features_equal_scikit_learns_tfidf_of_the_word_pieces(bundled_tokenizer):
+def test_lexical_features_equal_scikit_learns_tfidf_of_the_word_pieces_and_words(bundled_tokenizer):
     module, matrix = fit_lexical_features(bundled_tokenizer, TEXTS, max_seq_length=12, batch_size=4)
-    columns, expected_train, expected_new = reference_tfidf(bundled_tokenizer, TEXTS, ["good food , dull story",
-                                                                                       "zzz unseen"], 12)
-    np.testing.assert_array_equal(module.feature_ids.numpy(), columns)
-    np.testing.assert_allclose(matrix.toarray(), expected_train.toarray(), atol=1e-6)
+    new_texts = ["good food , dull story", "zzz unseen"]
     # New texts, padded in one batch: unseen features are dropped before the normalisation, as scikit-learn does.
-    batch = bundled_tokenizer(["good food , dull story", "zzz unseen"], truncation=True, max_length=12, padding=True,
-                              return_tensors="pt")
+    batch = bundled_tokenizer(new_texts, truncation=True, max_length=12, padding=True, return_tensors="pt")
     with torch.inference_mode():
         new = module(batch["input_ids"], batch["attention_mask"]).numpy()
-    np.testing.assert_allclose(new, expected_new.toarray(), atol=1e-6)
-    assert np.linalg.norm(new[0]) == pytest.approx(1.0, abs=1e-6)
+    words = (module.feature_ids < 0).numpy()
+    columns, expected_train, expected_new = reference_tfidf(bundled_tokenizer, TEXTS, new_texts, 12)
+    np.testing.assert_array_equal(module.feature_ids.numpy()[~words], columns)
+    np.testing.assert_allclose(matrix.toarray()[:, ~words], expected_train.toarray(), atol=1e-6)
+    np.testing.assert_allclose(new[:, ~words], expected_new.toarray(), atol=1e-6)
+    assert np.linalg.norm(new[0, ~words]) == pytest.approx(1.0, abs=1e-6)
+    # The word block: one column per distinct word and word bigram (no two share a hash), each row the same values
+    # as scikit-learn's over the spelled words (the columns are named by hashes, so compared as sorted rows).
+    names, expected_train, expected_new = reference_tfidf(bundled_tokenizer, TEXTS, new_texts, 12, words=True)
+    assert words.sum() == len(names) and {"pelayanannya", "really good"} <= set(names)
+    for got, expected in ((matrix.toarray()[:, words], expected_train.toarray()),
+                          (new[:, words], expected_new.toarray())):
+        np.testing.assert_allclose(np.sort(got, axis=1), np.sort(expected, axis=1), atol=1e-6)
+    assert np.linalg.norm(new[0, words]) == pytest.approx(1.0, abs=1e-6)
+
+
+class Vocabulary:
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def get_vocab(self):
+        return {piece: i for i, piece in enumerate(self.pieces)}
+
+
+def test_continuation_pieces_follow_each_tokenizers_word_marks(bundled_tokenizer):
+    wordpiece = continuation_token_ids(bundled_tokenizer)
+    assert set(bundled_tokenizer.convert_tokens_to_ids(["##s", "##ing"])) <= set(wordpiece.tolist())
+    assert bundled_tokenizer.convert_tokens_to_ids("good") not in wordpiece.tolist()
+    # SentencePiece marks a word's start with U+2581 and byte-level BPE with U+0120: the unmarked pieces continue.
+    assert continuation_token_ids(Vocabulary(["<s>", "\u2581good", "\u2581fil", "m", "s"])).tolist() == [0, 3, 4]
+    assert continuation_token_ids(Vocabulary(["\u0120good", "\u0120fil", "m"])).tolist() == [2]
+    assert continuation_token_ids(Vocabulary(["good", "film"])).tolist() == []
 
 
 def test_split_words_tell_the_encoders_language_from_others(bundled_tokenizer, data_dir):

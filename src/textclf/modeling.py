@@ -280,7 +280,7 @@ class EmbeddingClassifier(torch.nn.Module):
         weight: (num_labels, hidden_size) float; bias: (num_labels,) float.
         pooling: ``mean`` or ``cls``; normalize: L2-normalise the pooled embedding first.
         lexical: (:class:`textclf.lexical.LexicalFeatures`, its (num_labels, num_features) weight): TF-IDF of the
-            input's word pieces whose weighted sum is added to the logits (stored in the same head file); None
+            input's word pieces and words whose weighted sum is added to the logits (stored in the same head file); None
             for the embedding alone.
     """
 

@@ -101,8 +101,8 @@ class Recipe:
                                "teacher is given), finetune (the Trainer), setfit (contrastive SetFit, then a head), "
                                "head (frozen encoder, logistic regression) or distill (fine-tuning towards a teacher)")
     # auto: textclf.lexical.SPLIT_WORDS_UNKNOWN (the encoder's tokenizer splits > 30% of the training words).
-    lexical: str = _key("auto", "head / setfit: add TF-IDF of the encoder's word pieces to the head: auto (when the "
-                                "encoder's vocabulary does not know the texts' language), true or false")
+    lexical: str = _key("auto", "head / setfit: add TF-IDF of the encoder's word pieces and words to the head: auto "
+                                "(when the encoder's vocabulary does not know the texts' language), true or false")
     teacher: str | None = _key(None, "method=distill: the teacher, a run directory of textclf train, a checkpoint or "
                                      "a Hub id, fine-tuned on this task's labels")
     # Hinton et al. 2015: a weighted average of the two objectives; the soft term is scaled by T^2.

@@ -79,7 +79,7 @@ def card_data(run: RunFiles, model_name: str) -> Any:
 def _usage(run: RunFiles, reference: str) -> str:
     meta = (run.model_config or {}).get("textclf") or {}
     if meta.get("method") in EMBEDDING_METHODS:  # an encoder and a linear head: not a transformers pipeline model
-        lexical = " and TF-IDF features of its word pieces (`lexical`)" if meta.get("lexical") else ""
+        lexical = " and TF-IDF features of its word pieces and words (`lexical`)" if meta.get("lexical") else ""
         return (f"A sentence encoder with a linear head (`method={meta['method']}`){lexical}, loaded with textclf:\n\n"
                 f'```python\nfrom textclf.inference import Predictor\n\nclassifier = Predictor.from_pretrained('
                 f'"{reference}")\nclassifier.predict("a text to classify")\n```\n')

@@ -135,9 +135,9 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
         body: the encoder as a ``SentenceTransformer`` (:func:`~textclf.modeling.load_sentence_model`), if the
             caller loaded it already (a run loads it before writing anything, so a bad model fails first).
         lexical: fit the head on the embeddings (scaled by :data:`textclf.lexical.EMBEDDING_SCALE`) next to TF-IDF
-            features of the encoder's word pieces (:mod:`textclf.lexical`), in one logistic regression (or ridge) at
-            C=1: on SmSA at 8 / 16 / 64 per class (3 seeds) C=1 scored 0.652 / 0.723 / 0.791 against 0.647 / 0.716 /
-            0.787 for the cross-validated C (docs/results.md).
+            features of the encoder's word pieces and the words they spell (:mod:`textclf.lexical`), in one logistic
+            regression (or ridge) at C=1: on SmSA at 8 / 16 / 64 per class (3 seeds, word-piece features) C=1 scored
+            0.652 / 0.723 / 0.791 against 0.647 / 0.716 / 0.787 for the cross-validated C (docs/results.md).
 
     Returns:
         Training facts for metrics.json: ``method``, ``lexical_features`` (TF-IDF columns; 0 without),

@@ -156,9 +156,10 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
 
 
 def resolve_lexical(recipe: Recipe, data: TaskData, method: str, tokenizer: Any) -> tuple[bool, str]:
-    """Whether the head of ``method`` gets TF-IDF features of the encoder's word pieces (:mod:`textclf.lexical`),
-    and why: ``lexical=true`` / ``false`` as given; ``auto`` when the encoder's tokenizer splits more than
-    :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of the training words (SmSA: 82%; English tasks: 3-9%).
+    """Whether the head of ``method`` gets TF-IDF features of the encoder's word pieces and words
+    (:mod:`textclf.lexical`), and why: ``lexical=true`` / ``false`` as given; ``auto`` when the encoder's tokenizer
+    splits more than :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of the training words (SmSA: 82%; English tasks:
+    3-9%).
 
     Args:
         tokenizer: the encoder's tokenizer (None for the Trainer methods).
@@ -174,7 +175,7 @@ def resolve_lexical(recipe: Recipe, data: TaskData, method: str, tokenizer: Any)
     if recipe.lexical != "auto":
         return recipe.lexical == "true", f"lexical={recipe.lexical} as the recipe says"
     unknown, coverage = language_check(tokenizer, data, recipe.seed)
-    return unknown, f"{coverage}: TF-IDF of its word pieces next to the embeddings" if unknown else coverage
+    return unknown, f"{coverage}: TF-IDF of its word pieces and words next to the embeddings" if unknown else coverage
 
 
 def language_check(tokenizer: Any, data: TaskData, seed: int) -> tuple[bool, str]:
