@@ -19,7 +19,14 @@ from textclf.inference.streaming import predict_file
 from textclf.modeling import EMBEDDING_HEAD_FILE, EmbeddingClassifier, load_sentence_model
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from textclf.training import train
-from textclf.training.embedding import PAIR_MEGABATCH, fit_linear_head, length_grouped_pair_sampler
+from textclf.training.embedding import (
+    PAIR_MEGABATCH,
+    SETFIT_NUM_ITERATIONS,
+    SETFIT_PAIR_TOKENS,
+    fit_linear_head,
+    length_grouped_pair_sampler,
+    setfit_num_iterations,
+)
 
 
 def blobs(n_per_class: int, n_classes: int, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -172,11 +179,14 @@ def test_embedding_methods_refuse_pairs_and_long_document_truncation(tiny_model_
     assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()
 
 
-def test_multi_label_setfit_run(tiny_model_dir, make_file, tmp_path):
+def test_multi_label_setfit_run_with_its_pairs_capped(tiny_model_dir, make_file, tmp_path, monkeypatch):
+    """16 texts x 20 iterations x 2 = 640 pairs, cut to SETFIT_MAX_STEPS batches of 16 (the library's max_pairs
+    does not bound num_iterations' count)."""
+    monkeypatch.setattr("textclf.training.embedding.SETFIT_MAX_STEPS", 3)
     rows = emotion_rows(16)
     result = train(load_recipe(str(make_file("ml.jsonl", rows)), method_overrides(tiny_model_dir, "setfit")),
                    tmp_path / "run")
-    assert result.metrics["method"] == "setfit" and result.metrics["global_step"] > 0
+    assert result.metrics["method"] == "setfit" and result.metrics["global_step"] == 3
     predictor = Predictor.from_pretrained(result.model_dir)
     assert predictor.problem_type == MULTI_LABEL and predictor.label_names == ["anger", "joy", "neutral"]
 
@@ -209,3 +219,15 @@ def test_pair_batches_cover_every_pair_once_grouped_by_length_and_follow_seed_an
     sampler.set_epoch(1)
     assert list(sampler) != batches  # another order each epoch
     assert list(length_grouped_pair_sampler(pairs, batch, drop_last, seed=4)) != batches
+
+
+def test_setfit_pairs_follow_the_paper_the_library_and_the_text_length():
+    binary = np.array([0, 1] * 8)  # 8 per class: the library would draw 144 pairs (4.5 iterations); the paper's 20
+    short = np.full(16, 20)
+    assert setfit_num_iterations(binary, short) == SETFIT_NUM_ITERATIONS
+    # 64 per class: the library's oversampling draws 2 x 64 x 65 = 8,320 pairs, 32.5 per text: more than 20.
+    assert setfit_num_iterations(np.array([0, 1] * 64), np.full(128, 20)) == 32
+    # Texts twice the pair length get half the pairs, so a text's pair training costs the same.
+    assert setfit_num_iterations(binary, np.full(16, 2 * SETFIT_PAIR_TOKENS)) == SETFIT_NUM_ITERATIONS // 2
+    assert setfit_num_iterations(np.zeros((16, 3)), np.full(16, 20), multi_label=True) == SETFIT_NUM_ITERATIONS
+    assert setfit_num_iterations(binary, np.full(16, 100 * SETFIT_PAIR_TOKENS)) == 1

@@ -11,7 +11,9 @@
 - ``setfit``: the ``setfit`` library (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts")
   fine-tunes the encoder on pairs of training texts (same label or not: cosine-similarity loss) and then fits its
   logistic-regression head, with the library's defaults (batch 16, one epoch over the sampled pairs, body
-  learning rate 2e-5) and ``max_steps`` capped as its docs advise for larger sets (:data:`SETFIT_MAX_STEPS`).
+  learning rate 2e-5), the pairs per text of :func:`setfit_num_iterations` (the paper's 20 iterations or the
+  library's own count, fewer for texts longer than :data:`SETFIT_PAIR_TOKENS`), and the pairs capped as its docs
+  advise for larger sets (:data:`SETFIT_MAX_STEPS`).
   Regression is not a SetFit task: it falls back to ``head`` (ridge), said in the log.
 
 Both take single texts (not sentence pairs: SetFit embeds one text at a time) with ``truncation=head``; the head
@@ -42,6 +44,13 @@ logger = logging.getLogger(__name__)
 # part ("oversampling"), which grows with the square of the data (16 texts: 120 pairs; 128 texts: ~8,000); its docs
 # advise capping larger sets. 500 batches are 8,000 pairs, about 6 minutes on this project's 2-core CPU.
 SETFIT_MAX_STEPS = 500
+# Pairs per text and iteration: SetFit's paper trains 20 iterations (Tunstall et al. 2022, section 4); the library's
+# default "oversampling" draws more once a class has about 40 texts (binary: (m + 1) / 2 iterations for m per class).
+SETFIT_NUM_ITERATIONS = 20
+# Tokens per text at which the iterations above are paid in full: 128, the length all-MiniLM-L6-v2 was contrastively
+# trained at. Longer texts get proportionally fewer pairs, so a text's pair training costs about the same whatever
+# its length (IMDb's 256-token reviews: 10 iterations; docs/results.md, "Long texts in SetFit").
+SETFIT_PAIR_TOKENS = 128
 LOGISTIC_CS = 10  # LogisticRegressionCV's grid: 10 values of C, log-spaced from 1e-4 to 1e4 (its default)
 
 
@@ -223,6 +232,34 @@ def length_grouped_pair_sampler(dataset: Any, batch_size: int, drop_last: bool, 
     return LengthGroupedPairSampler()
 
 
+def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: bool = False) -> int:
+    """SetFit's ``num_iterations`` (pairs per text = 2 x iterations) for one training set.
+
+    The larger of :data:`SETFIT_NUM_ITERATIONS` and the iterations the setfit library's default sampling
+    ("oversampling": as many positive as negative pairs, the larger count of the two) would draw, scaled by
+    ``SETFIT_PAIR_TOKENS / mean tokens per text`` when the texts are longer than :data:`SETFIT_PAIR_TOKENS`.
+
+    Args:
+        labels: (num_texts,) class ids, or (num_texts, num_labels) 0/1 for multi-label (whose pairs the library
+            counts differently: the 20 iterations are kept).
+        token_lengths: (num_texts,) int tokens of each text as the encoder reads it (after truncation).
+
+    Returns:
+        An int >= 1.
+    """
+    n = len(token_lengths)
+    iterations = float(SETFIT_NUM_ITERATIONS)
+    if not multi_label and n:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64))
+        positive = float((counts * (counts + 1) // 2).sum())  # same-label pairs, a text with itself included
+        negative = float((counts.sum() ** 2 - (counts**2).sum()) // 2)
+        iterations = max(iterations, max(positive, negative) / n)
+    mean_tokens = float(np.mean(token_lengths)) if n else 0.0
+    if mean_tokens > SETFIT_PAIR_TOKENS:
+        iterations *= SETFIT_PAIR_TOKENS / mean_tokens
+    return max(1, int(iterations))
+
+
 def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray,
                  problem_type: str) -> tuple[Any, int, float | None, list[dict[str, Any]]]:
     """Contrastive fine-tuning of the encoder with the setfit library; returns (the tuned SentenceTransformer,
@@ -238,13 +275,23 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
     column = [list(map(int, row)) for row in labels] if problem_type == MULTI_LABEL else labels.tolist()
     train_set = datasets.Dataset.from_dict({"text": texts, "label": column})
     with tempfile.TemporaryDirectory(prefix="textclf-setfit-") as scratch:
-        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=recipe.seed, num_iterations=20,
-                                 save_strategy="no", report_to="none", logging_steps=10, show_progress_bar=False)
+        lengths = np.array([len(ids) for ids in body.tokenizer(texts, truncation=True,
+                                                                max_length=int(body.max_seq_length))["input_ids"]])
+        iterations = setfit_num_iterations(labels, lengths, problem_type == MULTI_LABEL)
+        logger.info("SetFit: %d pair iterations per text (%d texts, %.0f tokens on average), at most %d pairs",
+                    iterations, len(texts), float(lengths.mean()), SETFIT_MAX_STEPS * 16)
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=recipe.seed,
+                                 num_iterations=iterations, save_strategy="no", report_to="none", logging_steps=10,
+                                 show_progress_bar=False)
         trainer = Trainer(model=model, args=args, train_dataset=train_set)
         # SetFit's first stage (Trainer.train_embeddings) on at most SETFIT_MAX_STEPS batches of pairs: the pairs are
-        # capped, not the steps (a max_steps cap would repeat the 120 pairs of 16 texts for 500 steps).
+        # capped, not the steps (a max_steps cap would repeat the 120 pairs of 16 texts for 500 steps). The library's
+        # max_pairs bounds the distinct pairs drawn, not num_iterations' count: the first `cap` are kept (positive
+        # and negative pairs alternate, so the cut keeps them balanced).
         cap = SETFIT_MAX_STEPS * args.embedding_batch_size
         pairs, loss = trainer.get_dataset(texts, column, args=args, max_pairs=cap)
+        if len(pairs) > cap:
+            pairs = pairs.select(range(cap))
         trainer.st_trainer.train_dataset, trainer.st_trainer.loss = pairs, loss
         trainer.st_trainer.args.batch_sampler = length_grouped_pair_sampler
         # bf16 autocast where native (recipe bf16=auto, as fine-tuning does): setfit's own use_amp means fp16, which
