@@ -111,8 +111,8 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     (fewer than :data:`SETFIT_BELOW_PER_CLASS` examples per class, :func:`examples_per_class`) and fine-tuning
     otherwise; single texts in a language the encoder's vocabulary does not know (its tokenizer splits more than
     :data:`textclf.lexical.SPLIT_WORDS_UNKNOWN` of the training words) get ``head`` at every size, whose TF-IDF
-    features (:func:`resolve_lexical`) carry what the embeddings miss (IndoNLU SmSA: 0.655 / 0.723 / 0.789 / 0.806 /
-    0.869 at 8 / 16 / 64 / 256 per class and full data, against SetFit's 0.627 / 0.672 / 0.688 below 128 and
+    features (:func:`resolve_lexical`) carry what the embeddings miss (IndoNLU SmSA: 0.650 / 0.728 / 0.801 / 0.821 /
+    0.883 at 8 / 16 / 64 / 256 per class and full data, against SetFit's 0.627 / 0.672 / 0.688 below 128 and
     fine-tuning's 0.688 at 256 and 0.812 on full data; docs/results.md); sentence
     pairs, head_tail / chunks truncation and regression always fine-tune (SetFit embeds single texts into classes).
 
@@ -148,7 +148,7 @@ def choose_method(recipe: Recipe, data: TaskData) -> tuple[str, str]:
     unknown, coverage = language_check(load_tokenizer(recipe.model), data, recipe.seed)
     if unknown:
         return "head", (f"{coverage}: a language it does not know, where a frozen-encoder head with TF-IDF of its word "
-                        f"pieces beat SetFit and fine-tuning ({per_class} training examples per class)")
+                        f"pieces and words beat SetFit and fine-tuning ({per_class} training examples per class)")
     if per_class < SETFIT_BELOW_PER_CLASS:
         return "setfit", (f"{per_class} training examples per class (< {SETFIT_BELOW_PER_CLASS}): SetFit learns "
                           "more from few examples than fine-tuning")
