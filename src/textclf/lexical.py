@@ -20,6 +20,7 @@ these features adds ``lexical_weight @ tfidf`` to the head's logits (:class:`tex
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,18 @@ def continuation_token_ids(tokenizer: Any) -> torch.Tensor:
     return torch.tensor(sorted(ids), dtype=torch.int64)
 
 
+@functools.lru_cache(maxsize=16)
+def _hash_powers(base: int, length: int) -> tuple[int, ...]:
+    """``base ** k mod WORD_HASH_MODULUS`` for k < length, computed once per (base, length): prediction calls the
+    word hash on every batch. The base (vocab_size + 1) exceeds every id + 1, so distinct piece sequences differ
+    before the modulus; each term ``(id + 1) * power`` is below 2^18 * 2^31 and a word's sum below 2^58 for
+    vocabularies under 2^18 pieces."""
+    powers = [1]
+    for _ in range(length - 1):
+        powers.append(powers[-1] * base % WORD_HASH_MODULUS)
+    return tuple(powers)
+
+
 def _word_hashes(input_ids: torch.Tensor, valid: torch.Tensor, continuation_ids: torch.Tensor,
                  vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(hashes, present), both (batch_size, seq_len): row r's j-th word's hash in ``hashes[r, j]`` for
@@ -92,12 +105,7 @@ def _word_hashes(input_ids: torch.Tensor, valid: torch.Tensor, continuation_ids:
     word = (torch.cumsum(start.long(), dim=1) - 1).clamp(min=0)
     index = torch.arange(seq_len, device=input_ids.device).expand_as(input_ids)
     position = index - torch.cummax(torch.where(start, index, torch.zeros_like(index)), dim=1).values
-    # base**position mod p: the base (vocab_size + 1) exceeds every id + 1, so distinct piece sequences differ before
-    # the modulus; each term is below 2^18 * 2^31 and a row's sum below 2^58 for vocabularies under 2^18 pieces.
-    powers = [1]
-    for _ in range(seq_len - 1):
-        powers.append(powers[-1] * (vocab_size + 1) % WORD_HASH_MODULUS)
-    power = torch.tensor(powers, dtype=torch.int64, device=input_ids.device)[position]
+    power = torch.tensor(_hash_powers(vocab_size + 1, seq_len), dtype=torch.int64, device=input_ids.device)[position]
     terms = torch.where(valid, (input_ids + 1) * power, torch.zeros_like(input_ids))
     hashes = torch.zeros_like(input_ids).scatter_add_(1, word, terms) % WORD_HASH_MODULUS
     present = index < start.sum(dim=1, keepdim=True)

@@ -47,7 +47,8 @@ SETFIT_MAX_STEPS = 500
 SETFIT_NUM_ITERATIONS = 20
 # Tokens per text at which the iterations above are paid in full: 128, the length all-MiniLM-L6-v2 was contrastively
 # trained at. Longer texts get proportionally fewer pairs, so a text's pair training costs about the same whatever
-# its length (IMDb's 256-token reviews: 10 iterations; docs/results.md, "Long texts in SetFit").
+# its length (IMDb's 256-token reviews: 10 iterations; docs/results.md, "SetFit's pairs: the library's count
+# when larger, fewer for long texts").
 SETFIT_PAIR_TOKENS = 128
 LOGISTIC_CS = 10  # LogisticRegressionCV's grid: 10 values of C, log-spaced from 1e-4 to 1e4 (its default)
 
@@ -276,8 +277,6 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         lengths = np.array([len(ids) for ids in body.tokenizer(texts, truncation=True,
                                                                 max_length=int(body.max_seq_length))["input_ids"]])
         iterations = setfit_num_iterations(labels, lengths, problem_type == MULTI_LABEL)
-        logger.info("SetFit: %d pair iterations per text (%d texts, %.0f tokens on average), at most %d pairs",
-                    iterations, len(texts), float(lengths.mean()), SETFIT_MAX_STEPS * 16)
         args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=recipe.seed,
                                  num_iterations=iterations, save_strategy="no", report_to="none", logging_steps=10,
                                  show_progress_bar=False)
@@ -287,6 +286,8 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         # max_pairs bounds the distinct pairs drawn, not num_iterations' count: the first `cap` are kept (positive
         # and negative pairs alternate, so the cut keeps them balanced).
         cap = SETFIT_MAX_STEPS * args.embedding_batch_size
+        logger.info("SetFit: %d pair iterations per text (%d texts, %.0f tokens on average), at most %d pairs",
+                    iterations, len(texts), float(lengths.mean()), cap)
         pairs, loss = trainer.get_dataset(texts, column, args=args, max_pairs=cap)
         if len(pairs) > cap:
             pairs = pairs.select(range(cap))
