@@ -156,9 +156,10 @@ def test_validation_is_carved_from_train_with_a_seed(make_file):
 
 
 def test_validation_fraction(make_file):
-    train = make_file("train.csv", many(200, ["neg", "pos"]))
+    train = make_file("train.csv", many(MIN_HOLDOUT_TRAIN, ["neg", "pos"]))
     data = load_files(DataConfig(train_file=str(train), validation_fraction=0.25))
-    assert (len(data.splits["train"]), len(data.splits["validation"])) == (150, 50)
+    assert (len(data.splits["train"]), len(data.splits["validation"])) == (MIN_HOLDOUT_TRAIN * 3 // 4,
+                                                                           MIN_HOLDOUT_TRAIN // 4)
     assert "0.25 of" in data.sources["validation"] and not data.validation_is_train
 
 
@@ -170,6 +171,13 @@ def test_a_small_file_without_validation_is_not_split(make_file):
     assert data.validation_is_train and "the training data itself" in data.sources["validation"]
     with_file = load_files(DataConfig(train_file=str(train), validation_file=str(train)))
     assert not with_file.validation_is_train
+
+
+def test_a_search_holds_out_however_small(make_file):
+    """``min_holdout_train=0`` (a hyperparameter search) holds a seeded fraction out of even 40 texts."""
+    train = make_file("train.csv", many(40, ["neg", "pos"]))
+    data = load_recipe_data(load_recipe(str(train), ["max_seq_length=16"]), min_holdout_train=0)
+    assert (len(data.splits["train"]), len(data.splits["validation"])) == (36, 4) and not data.validation_is_train
 
 
 def test_sample_caps(make_file):

@@ -396,7 +396,7 @@ def search(recipe: Recipe, output_dir: str | Path, *, storage: str | None = None
     if not specs:
         raise ConfigError("search.space is empty: give at least one recipe key to search, or leave space out "
                           "for the default space")
-    full = load_recipe_data(recipe)
+    full = load_recipe_data(recipe, min_holdout_train=0)  # trials are scored on held-out texts, however few
     if recipe.method == "auto":  # every trial and the retrained best use the method the full data calls for
         method, reason = choose_method(recipe, full)
         logger.info("method %s for every trial: %s", method, reason)
