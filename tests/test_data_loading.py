@@ -141,7 +141,8 @@ def test_unsupported_suffix(tmp_path):
 # --- user files: validation carved from train -------------------------------------------------------------------
 
 def test_validation_is_carved_from_train_with_a_seed(make_file):
-    train = make_file("train.csv", many(240, ["neg", "pos"]))
+    rows = MIN_HOLDOUT_TRAIN + 40
+    train = make_file("train.csv", many(rows, ["neg", "pos"]))
 
     def split(seed):
         data = load_files(DataConfig(train_file=str(train)), seed=seed)
@@ -150,8 +151,8 @@ def test_validation_is_carved_from_train_with_a_seed(make_file):
     first, again, other = split(1), split(1), split(2)
     assert first == again
     assert sorted(first[1]) != sorted(other[1])
-    assert len(first[0]) + len(first[1]) == 240
-    assert len(first[1]) == math.ceil(0.1 * 240)
+    assert len(first[0]) + len(first[1]) == rows
+    assert len(first[1]) == math.ceil(0.1 * rows)
     assert not set(first[0]) & set(first[1])
 
 

@@ -220,13 +220,14 @@ def _file_split(frame: pd.DataFrame, source: str, text_columns: tuple[str, ...],
 
 
 def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = None,
-               problem_type: str | None = None, min_holdout_train: int = MIN_HOLDOUT_TRAIN) -> TaskData:
+               problem_type: str | None = None, min_holdout_train: int | None = None) -> TaskData:
     """Load the user's own train (and optional validation/test) files.
 
     Label names are one sorted list built from train (``label_names``, when given, e.g. from a checkpoint,
     is used instead); when there is no validation file a seeded ``cfg.validation_fraction`` of train is held out,
-    unless train has fewer than ``min_holdout_train`` examples (:data:`MIN_HOLDOUT_TRAIN`; 0 always holds out, as a
-    hyperparameter search must): then the validation split is the training data itself (``validation_is_train``).
+    unless train has fewer than ``min_holdout_train`` examples (None: :data:`MIN_HOLDOUT_TRAIN`; 0 always holds
+    out, as a hyperparameter search must): then the validation split is the training data itself
+    (``validation_is_train``).
 
     Raises:
         DataError: a file that cannot be read (:mod:`textclf.data.tables`: with its line and the fix), has no data
@@ -271,6 +272,7 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
     for role, frame in frames.items():
         splits[role] = _file_split(frame, str(paths[role]), text_columns, label_names, problem_type)
         sources[role] = str(paths[role])
+    min_holdout_train = MIN_HOLDOUT_TRAIN if min_holdout_train is None else min_holdout_train
     small = "validation" not in splits and len(splits["train"]) < min_holdout_train
     if small:
         splits["validation"] = splits["train"]
@@ -283,7 +285,7 @@ def load_files(cfg: DataConfig, seed: int = 42, label_names: list[str] | None = 
                     metric_for_best_model=best, sources=sources, validation_is_train=small)
 
 
-def load_recipe_data(recipe: Recipe, with_test: bool = False, min_holdout_train: int = MIN_HOLDOUT_TRAIN) -> TaskData:
+def load_recipe_data(recipe: Recipe, with_test: bool = False, min_holdout_train: int | None = None) -> TaskData:
     """Load the data a recipe names (a registry task or the user's files) and apply the sample caps;
     ``min_holdout_train`` as in :func:`load_files`."""
     if recipe.data.train_file:
