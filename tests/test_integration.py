@@ -24,7 +24,7 @@ def row(tiny_benchmark: dict, task: str) -> dict:
 
 def test_sst2_slice_beats_majority(tiny_benchmark) -> None:
     metrics = json.loads((tiny_benchmark["dir"] / "sst2" / "metrics.json").read_text())
-    assert metrics["train_examples"] == 2000 and metrics["eval_examples"] == 400
+    assert metrics["train_examples"] == 1000 and metrics["eval_examples"] == 400
     assert metrics["majority_baseline"]["eval_accuracy"] < 0.55
     assert metrics["eval_accuracy"] >= 0.75
 

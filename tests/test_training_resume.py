@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,9 @@ def _overrides(model_dir: Path, validation: Path) -> list[str]:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT / "tests")}
+    # One thread each: the kill points run two at a time (2 cores here), and every run, baseline included, uses the
+    # same thread count, so their floating-point sums are comparable bit for bit.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT / "tests"), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env,
                           timeout=600)
 
@@ -149,7 +152,21 @@ def test_a_run_killed_at_any_point_resumes_to_the_same_weights_and_metrics(tmp_p
     overrides = _overrides(tiny_model_dir, validation)
     driver = str(REPO_ROOT / "tests" / "killable_train.py")
     baseline = tmp_path / "baseline"
-    done = _run([driver, str(baseline), "none", str(train_file), *overrides])
+
+    def kill_then_resume(point: str) -> tuple:
+        run = tmp_path / point
+        killed = _run([driver, str(run), point, str(train_file), *overrides])
+        # Nothing a later evaluate / predict / serve would take for a finished run.
+        leftovers = (run / "model").exists() or (run / "metrics.json").exists()
+        resumed = _run(["-m", "textclf", "train", str(train_file), "--output-dir", str(run), "--resume",
+                        *overrides])
+        return killed, leftovers, resumed
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # processes, two at a time
+        baseline_run = pool.submit(_run, [driver, str(baseline), "none", str(train_file), *overrides])
+        runs = {point: pool.submit(kill_then_resume, point) for point in KILL_POINTS}
+        done = baseline_run.result()
+        outcomes = {point: future.result() for point, future in runs.items()}
     assert done.returncode == 0, done.stderr[-3000:]
     base_metrics = json.loads((baseline / "metrics.json").read_text())
     base_weights = load_file(baseline / "model" / "model.safetensors")
@@ -157,12 +174,9 @@ def test_a_run_killed_at_any_point_resumes_to_the_same_weights_and_metrics(tmp_p
     assert len(base_evals) == 4 and base_metrics["global_step"] == 16
     for point in KILL_POINTS:
         run = tmp_path / point
-        killed = _run([driver, str(run), point, str(train_file), *overrides])
+        killed, leftovers, resumed = outcomes[point]
         assert killed.returncode == -9, f"{point}: not killed: {killed.stderr[-2000:]}"
-        # Nothing a later evaluate / predict / serve would take for a finished run.
-        assert not (run / "model").exists() and not (run / "metrics.json").exists(), point
-        resumed = _run(["-m", "textclf", "train", str(train_file), "--output-dir", str(run), "--resume",
-                        *overrides])
+        assert not leftovers, f"{point}: a model or metrics.json was left by the killed run"
         assert resumed.returncode == 0, f"{point}: {resumed.stderr[-3000:]}"
         if point == "mid_save":
             assert "is incomplete" in resumed.stderr and "skipped" in resumed.stderr
