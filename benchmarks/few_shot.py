@@ -149,7 +149,8 @@ def run_majority(train: pd.DataFrame, evaluation: pd.DataFrame, seed: int) -> tu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["sst2", "smsa", "imdb"], choices=list(TASKS))
-    parser.add_argument("--sizes", nargs="+", default=["8", "16", "64", "256", "full"])
+    parser.add_argument("--sizes", nargs="+", default=["8", "16", "64", "256", "full", "exercise"],
+                        help="examples per class, 'full', or 'exercise' (IMDb only: the task guide's 500 reviews)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["auto", "finetune", "setfit", "head", "setfit_lib", "tfidf",
                                                          "majority"])
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             done[(row["task"], row["size"], row["seed"], row["method"], tuple(row.get("set", [])))] = row
     for task in args.tasks:
         train_all, evaluation = load(task)
-        sizes = args.sizes + (["exercise"] if task == "imdb" and "exercise" not in args.sizes else [])
+        sizes = [size for size in args.sizes if size != "exercise" or task == "imdb"]
         for size in sizes:
             for seed in args.seeds if size != "exercise" else [42]:
                 train = sample(train_all, size, seed)
