@@ -44,7 +44,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "min_train_steps": 0, "method": "finetune"},  # CI checks the fine-tuning path of every task
 }
 # IMDb at 512 tokens trains ~20x slower per example than SST-2: fewer, shorter reviews (one 128-token window each)
-# keep CI's run short (32 s here, test accuracy 0.78 against 0.805 at 256 tokens, which took 2 to 4 times as long).
+# keep CI's run short (600 reviews: 32 s with native bf16, test accuracy 0.78 against 0.805 at 256 tokens, 2 to 4
+# times as long).
 # CoLA and MRPC get more data: on 2,000 examples x 2 epochs their scores were within 0.05 (MCC) and 0.01 (F1) of the
 # majority class, too close for a check that must not flake. CoLA on 4,000 still collapsed to the majority class (MCC
 # 0.0) on one data order; all 8,551 training sentences gave MCC 0.31 in 54 s (bf16, 2 cores). STS-B on 1,000 pairs
