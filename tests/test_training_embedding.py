@@ -116,6 +116,11 @@ def test_a_run_of_each_embedding_method_round_trips(method, n_train, tiny_model_
     assert metrics["method"] == method and metrics["eval_examples"] == 16 and metrics["train_examples"] == n_train
     if method == "setfit":
         assert metrics["global_step"] == n_train * 20 * 2 // 16  # num_iterations=20: 2 pairs per text and iteration
+        history = json.loads((tmp_path / "run" / "log_history.json").read_text())
+        steps = [e["embedding_loss"] for e in history if "embedding_loss" in e]
+        assert steps and 0 < metrics["train_loss"] <= max(steps)  # the run's mean, as fine-tuning reports it
+    else:
+        assert metrics["train_loss"] is None
     for name in ("metrics.json", "predictions.jsonl", "errors.csv", "per_label.csv", "report.md", "model/README.md",
                  "plots/confusion_matrix.png"):
         assert (tmp_path / "run" / name).is_file(), name

@@ -149,8 +149,8 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
 
     Returns:
         Training facts for metrics.json: ``method``, ``lexical_features`` (TF-IDF columns; 0 without),
-        ``train_runtime`` (seconds), ``global_step`` (SetFit's pair steps; 0 for head), ``train_loss`` (SetFit's;
-        None for head), ``log_history``.
+        ``train_runtime`` (seconds), ``global_step`` (SetFit's pair steps; 0 for head), ``train_loss`` (SetFit's mean
+        cosine-similarity loss over its steps; None for head), ``log_history``.
 
     Raises:
         ConfigError: see :func:`check_embedding_method`; ModelError: the model cannot be loaded.
@@ -262,7 +262,7 @@ def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: b
 def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray,
                  problem_type: str) -> tuple[Any, int, float | None, list[dict[str, Any]]]:
     """Contrastive fine-tuning of the encoder with the setfit library; returns (the tuned SentenceTransformer,
-    steps, final loss, log history). The library's own head is not kept: :func:`fit_linear_head` fits it on the
+    steps, the mean cosine-similarity loss over the run, log history). The library's own head is not kept: :func:`fit_linear_head` fits it on the
     tuned embeddings, as SetFit's second stage does."""
     import datasets
     from setfit import SetFitModel, Trainer, TrainingArguments
@@ -300,5 +300,8 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         state = trainer.st_trainer.state
         history = list(state.log_history)
     steps = int(state.global_step)
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    return model.model_body, steps, (float(losses[-1]) if losses else None), history
+    # The run's mean loss from the Trainer's closing entry, as fine-tuning reports train_loss (SetFit logs its
+    # steps under "embedding_loss", not "loss").
+    summary = next((entry for entry in reversed(history) if "train_loss" in entry), {})
+    loss = summary.get("train_loss")
+    return model.model_body, steps, (None if loss is None else float(loss)), history
