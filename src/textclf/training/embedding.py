@@ -262,8 +262,8 @@ def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: b
 def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray,
                  problem_type: str) -> tuple[Any, int, float | None, list[dict[str, Any]]]:
     """Contrastive fine-tuning of the encoder with the setfit library; returns (the tuned SentenceTransformer,
-    steps, the mean cosine-similarity loss over the run, log history). The library's own head is not kept: :func:`fit_linear_head` fits it on the
-    tuned embeddings, as SetFit's second stage does."""
+    steps, the mean cosine-similarity loss over the run, log history). The library's own head is not kept:
+    :func:`fit_linear_head` fits it on the tuned embeddings, as SetFit's second stage does."""
     import datasets
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -296,12 +296,7 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         # fp32, whatever the recipe's bf16: under bf16 autocast the cosine-similarity loss stopped falling (16 SST-2
         # texts, 40 steps: 0.36 -> 0.31 against 0.36 -> 0.18 in fp32) and 500 steps on 64 SST-2 sentences per class
         # collapsed the encoder (validation 0.478, fp32 0.75; docs/results.md, "SetFit in fp32").
-        trainer.st_trainer.train()
+        output = trainer.st_trainer.train()  # TrainOutput: training_loss is the run's mean, as fine-tuning reports
         state = trainer.st_trainer.state
         history = list(state.log_history)
-    steps = int(state.global_step)
-    # The run's mean loss from the Trainer's closing entry, as fine-tuning reports train_loss (SetFit logs its
-    # steps under "embedding_loss", not "loss").
-    summary = next((entry for entry in reversed(history) if "train_loss" in entry), {})
-    loss = summary.get("train_loss")
-    return model.model_body, steps, (None if loss is None else float(loss)), history
+    return model.model_body, int(state.global_step), float(output.training_loss), history
