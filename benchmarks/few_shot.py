@@ -13,8 +13,9 @@ evaluation CSV. Rows:
 - ``majority``: always the most frequent training class.
 
 Tasks (from the local mirror, ``$TEXTCLF_DATA_DIR`` or ../shared/data): ``sst2`` (scored on the 872 validation
-sentences), ``smsa`` (IndoNLU SmSA, 3 classes, on its 500 validation texts), ``imdb`` (the reference exercise: scored
-on 500 test reviews drawn with seed 42; size ``exercise`` is its 500 random training reviews, seed 42).
+sentences), ``smsa`` (IndoNLU SmSA, 3 classes, on its 1,260 validation texts), ``imdb`` (the reference exercise: scored
+on 500 test reviews drawn with seed 42; size ``exercise`` is its 500 random training reviews, seed 42), ``emotion6``
+(GoEmotions' single-label comments of Ekman's six emotions, 6 classes of short texts, on its 554 test comments).
 
 Prints a Markdown table (accuracy mean and spread over the seeds, train seconds) and ends with one JSON line:
 ``{"sizes": {size: {task: {"auto": mean, "best_peer": mean, "best_peer_name": ...}}}, ...}``.
@@ -47,7 +48,12 @@ TASKS = {  # mirror directory, text column, evaluation split
     "sst2": ("glue-sst2", "sentence", "validation"),
     "smsa": ("indonlu-smsa", "text", "validation"),
     "imdb": ("imdb", "text", "test"),
+    "emotion6": ("goemotions", "text", "test"),
 }
+# emotion6: GoEmotions' comments with exactly one label, that label one of Ekman's six basic emotions (Demszky et
+# al. 2020 map their 27 onto these): 6 single-label classes of short English texts, an offline stand-in for
+# question-type or intent data (4,343 training texts; 554 test texts, majority class 0.236).
+EMOTION6 = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 PEER_MAX_STEPS = 500  # setfit_lib on large sets: its docs advise capping max_steps
 PEER_PAIR_LIMIT = PEER_MAX_STEPS * 16
 
@@ -61,10 +67,13 @@ def load(task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from textclf.tasks import get_task
 
     folder, column, split = TASKS[task]
-    names = get_task(task).label_names
+    names = get_task(folder).label_names
     frames = []
     for name in ("train", split):
         frame = pd.read_parquet(mirror() / folder / f"{name}.parquet")
+        if task == "emotion6":
+            frame = frame[frame["labels"].map(lambda ids: len(ids) == 1 and names[ids[0]] in EMOTION6)]
+            frame = frame.assign(label=frame["labels"].map(lambda ids: ids[0]))
         frames.append(pd.DataFrame({"text": frame[column].astype(str), "label": [names[i] for i in frame["label"]]}))
     train, evaluation = frames
     if task == "imdb":  # the reference exercise's 500 test reviews
