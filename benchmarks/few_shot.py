@@ -20,7 +20,7 @@ on 500 test reviews drawn with seed 42; size ``exercise`` is its 500 random trai
 Prints a Markdown table (accuracy mean and spread over the seeds, train seconds) and ends with one JSON line:
 ``{"sizes": {size: {task: {"auto": mean, "best_peer": mean, "best_peer_name": ...}}}, ...}``.
 
-    python benchmarks/few_shot.py --tasks sst2 smsa imdb --sizes 8 16 64 256 full --seeds 0 1 2
+    python benchmarks/few_shot.py --tasks sst2 smsa imdb emotion6 --sizes 8 16 64 256 full --seeds 0 1 2
     python benchmarks/few_shot.py --quick          # sst2 and smsa, 8 and 16 per class, 3 seeds, auto and the peers
     python benchmarks/few_shot.py --tasks sst2 --sizes 64 --output runs/few_shot.jsonl   # rerun: continues
     python benchmarks/few_shot.py --tasks imdb --sizes exercise --methods auto --set learning_rate=5e-5 \
@@ -157,7 +157,7 @@ def run_majority(train: pd.DataFrame, evaluation: pd.DataFrame, seed: int) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["sst2", "smsa", "imdb"], choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--sizes", nargs="+", default=["8", "16", "64", "256", "full", "exercise"],
                         help="examples per class, 'full', or 'exercise' (IMDb only: the task guide's 500 reviews)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
