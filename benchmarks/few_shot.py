@@ -50,9 +50,10 @@ TASKS = {  # mirror directory, text column, evaluation split
     "imdb": ("imdb", "text", "test"),
     "emotion6": ("goemotions", "text", "test"),
 }
-# emotion6: GoEmotions' comments with exactly one label, that label one of Ekman's six basic emotions (Demszky et
-# al. 2020 map their 27 onto these): 6 single-label classes of short English texts, an offline stand-in for
-# question-type or intent data (4,343 training texts; 554 test texts, majority class 0.236).
+# emotion6: GoEmotions' comments (Demszky et al. 2020) with exactly one label, that label one of the six named after
+# Ekman's basic emotions (the fine labels only, not the Ekman grouping of the other 21): 6 single-label classes of
+# short English texts, an offline stand-in for question-type or intent data (4,343 training comments; 554 test
+# comments, majority class 0.236).
 EMOTION6 = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 PEER_MAX_STEPS = 500  # setfit_lib on large sets: its docs advise capping max_steps
 PEER_PAIR_LIMIT = PEER_MAX_STEPS * 16
