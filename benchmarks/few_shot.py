@@ -15,12 +15,14 @@ evaluation CSV. Rows:
 Tasks (from the local mirror, ``$TEXTCLF_DATA_DIR`` or ../shared/data): ``sst2`` (scored on the 872 validation
 sentences), ``smsa`` (IndoNLU SmSA, 3 classes, on its 1,260 validation texts), ``imdb`` (the reference exercise: scored
 on 500 test reviews drawn with seed 42; size ``exercise`` is its 500 random training reviews, seed 42), ``emotion6``
-(GoEmotions' single-label comments of Ekman's six emotions, 6 classes of short texts, on its 554 test comments).
+(GoEmotions' single-label comments of Ekman's six emotions, 6 classes of short texts, on its 554 test comments);
+and any task of your own given as ``--csv NAME=TRAIN,EVAL`` (two CSV files with columns text and label).
 
 Prints a Markdown table (accuracy mean and spread over the seeds, train seconds) and ends with one JSON line:
 ``{"sizes": {size: {task: {"auto": mean, "best_peer": mean, "best_peer_name": ...}}}, ...}``.
 
     python benchmarks/few_shot.py --tasks sst2 smsa imdb emotion6 --sizes 8 16 64 256 full --seeds 0 1 2
+    python benchmarks/few_shot.py --csv spam=train.csv,test.csv --tasks spam --sizes 8 64   # your own data
     python benchmarks/few_shot.py --quick          # sst2 and smsa, 8 and 16 per class, 3 seeds, auto and the peers
     python benchmarks/few_shot.py --tasks sst2 --sizes 64 --output runs/few_shot.jsonl   # rerun: continues
     python benchmarks/few_shot.py --tasks imdb --sizes exercise --methods auto --set learning_rate=5e-5 \
@@ -63,10 +65,18 @@ def mirror() -> Path:
     return Path(os.environ.get("TEXTCLF_DATA_DIR") or REPO.parent / "shared" / "data")
 
 
-def load(task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, evaluation) frames with columns text, label (the label *name*, as a user's CSV has it)."""
+def load(task: str, csv: dict[str, tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, evaluation) frames with columns text, label (the label *name*, as a user's CSV has it); ``csv`` maps
+    a task name of ``--csv`` to its (train, evaluation) CSV paths."""
     from textclf.tasks import get_task
 
+    if csv and task in csv:
+        frames = [pd.read_csv(path, dtype={"label": str}, keep_default_na=False) for path in csv[task]]
+        for path, frame in zip(csv[task], frames):
+            if not {"text", "label"} <= set(frame.columns):
+                raise SystemExit(f"--csv {task}: {path} has columns {', '.join(map(str, frame.columns))}; the benchmark "
+                                 "reads columns named text and label: rename them")
+        return tuple(frame[["text", "label"]] for frame in frames)
     folder, column, split = TASKS[task]
     names = get_task(folder).label_names
     frames = []
@@ -158,7 +168,9 @@ def run_majority(train: pd.DataFrame, evaluation: pd.DataFrame, seed: int) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--csv", nargs="*", default=[], metavar="NAME=TRAIN,EVAL",
+                        help="a task of your own: training and evaluation CSV files with columns text and label")
+    parser.add_argument("--tasks", nargs="+", help=f"of {', '.join(TASKS)} and the --csv names (default: all)")
     parser.add_argument("--sizes", nargs="+", default=["8", "16", "64", "256", "full", "exercise"],
                         help="examples per class, 'full', or 'exercise' (IMDb only: the task guide's 500 reviews)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -170,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides for the textclf rows (e.g. min_train_steps=150), said in the note")
     args = parser.parse_args(argv)
+    csv = {}
+    for spec in args.csv:
+        name, _, paths = spec.partition("=")
+        files = paths.split(",")
+        if not name or len(files) != 2:
+            parser.error(f"--csv {spec}: give NAME=TRAIN,EVAL (two CSV files with columns text and label)")
+        csv[name] = (files[0], files[1])
+    args.tasks = args.tasks or [*TASKS, *csv]
+    unknown = [task for task in args.tasks if task not in TASKS and task not in csv]
+    if unknown:
+        parser.error(f"--tasks {' '.join(unknown)}: not one of {', '.join([*TASKS, *csv])}")
     if args.quick:
         args.tasks, args.sizes, args.methods = ["sst2", "smsa"], ["8", "16"], ["auto", "setfit_lib", "tfidf",
                                                                               "majority"]
@@ -188,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             done[(row["task"], row["size"], row["seed"], row["method"], tuple(row.get("set", [])))] = row
     for task in args.tasks:
-        train_all, evaluation = load(task)
+        train_all, evaluation = load(task, csv)
         sizes = [size for size in args.sizes if size != "exercise" or task == "imdb"]
         for size in sizes:
             for seed in args.seeds if size != "exercise" else [42]:
