@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -20,11 +21,9 @@ from textclf.modeling import EMBEDDING_HEAD_FILE, EmbeddingClassifier, load_sent
 from textclf.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from textclf.training import train
 from textclf.training.embedding import (
-    PAIR_MEGABATCH,
     SETFIT_NUM_ITERATIONS,
     SETFIT_PAIR_TOKENS,
     fit_linear_head,
-    length_grouped_pair_sampler,
     setfit_num_iterations,
 )
 
@@ -196,34 +195,35 @@ def test_multi_label_setfit_run_with_its_pairs_capped(tiny_model_dir, make_file,
     assert predictor.problem_type == MULTI_LABEL and predictor.label_names == ["anger", "joy", "neutral"]
 
 
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_pair_batches_cover_every_pair_once_grouped_by_length_and_follow_seed_and_epoch(drop_last):
-    import datasets
+def test_setfit_encoder_training_is_the_librarys_own(tiny_model_dir):
+    """The same pairs, loss, schedule and batch order as the setfit library's ``Trainer.train``: the tuned encoder's
+    weights equal the library's. Texts of mixed length whose length follows the class, where batches grouped by
+    length (textclf's order until 2026-12-07, 2.9 points under the library on TREC at 8 per class) would differ."""
+    import types
 
-    rng = np.random.default_rng(0)
-    n, batch = 2 * 16 * PAIR_MEGABATCH + 37, 16  # two full megabatches and a short one
-    lengths = rng.integers(1, 300, size=(n, 2))
-    pairs = datasets.Dataset.from_dict({"sentence_1": ["x" * int(a) for a in lengths[:, 0]],
-                                        "sentence_2": ["y" * int(b) for b in lengths[:, 1]],
-                                        "label": rng.random(n).tolist()})
-    sampler = length_grouped_pair_sampler(pairs, batch, drop_last, seed=3)
-    batches = list(sampler)
-    assert len(batches) == len(sampler) == (n // batch if drop_last else -(-n // batch))
-    seen = sorted(i for b in batches for i in b)
-    if drop_last:
-        assert len(seen) == n // batch * batch and len(set(seen)) == len(seen)
-    else:
-        assert seen == list(range(n))
-    longest = lengths.max(axis=1)
-    # grouped: the padding of each batch (its longest minus each member) is a fraction of a random batch's
-    waste = np.mean([longest[b].max() - longest[b].mean() for b in batches])
-    random_waste = np.mean([longest[b].max() - longest[b].mean() for b in rng.permutation(n)[: n // batch * batch]
-                            .reshape(-1, batch)])
-    assert waste < 0.25 * random_waste
-    assert list(length_grouped_pair_sampler(pairs, batch, drop_last, seed=3)) == batches  # seeded
-    sampler.set_epoch(1)
-    assert list(sampler) != batches  # another order each epoch
-    assert list(length_grouped_pair_sampler(pairs, batch, drop_last, seed=4)) != batches
+    import datasets
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from textclf.training.embedding import _setfit_body
+
+    texts = [f"example {i} " + "long " * (3 * (i % 3) + i % 2) for i in range(12)]
+    labels = np.array([0, 1, 2] * 4)
+    ours, _, _, _ = _setfit_body(load_sentence_model(str(tiny_model_dir), 32), types.SimpleNamespace(seed=3), texts,
+                                 labels, SINGLE_LABEL)
+    model = SetFitModel(model_body=load_sentence_model(str(tiny_model_dir), 32), model_head=LogisticRegression())
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=3,
+                                 num_iterations=SETFIT_NUM_ITERATIONS, save_strategy="no", report_to="none")
+        Trainer(model=model, args=args,
+                train_dataset=datasets.Dataset.from_dict({"text": texts, "label": labels.tolist()})).train()
+    library = model.model_body.state_dict()
+    tuned = ours.state_dict()
+    assert tuned.keys() == library.keys()
+    start = load_sentence_model(str(tiny_model_dir), 32).state_dict()
+    name = next(k for k in tuned if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert not torch.equal(tuned[name], start[name])  # both trained
+    for key in tuned:
+        torch.testing.assert_close(tuned[key], library[key], rtol=0, atol=1e-6, msg=key)
 
 
 def test_setfit_pairs_follow_the_paper_the_library_and_the_text_length():

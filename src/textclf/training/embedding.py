@@ -187,50 +187,6 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
             "log_history": history}
 
 
-PAIR_MEGABATCH = 50  # batches per megabatch sorted by length: the Trainer's LengthGroupedSampler uses 50
-
-
-def length_grouped_pair_sampler(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: Any = None,
-                                generator: Any = None, seed: int = 0) -> Any:
-    """Batches of SetFit's text pairs grouped by length: a ``batch_sampler`` for sentence-transformers' trainer
-    (``SentenceTransformerTrainingArguments.batch_sampler`` takes a callable with this signature).
-
-    A random batch of pairs pads all of its 2 x batch_size texts to the longest, so on texts of mixed length much of
-    the work is padding. As the Trainer's ``LengthGroupedSampler`` does, the pairs are drawn in a random order seeded
-    by ``(seed, epoch)``, sorted within each megabatch of :data:`PAIR_MEGABATCH` batches by the longer text of each
-    pair (characters, a proxy for tokens), cut into batches, and the batches shuffled. Every pair is seen once per
-    epoch; only which pairs share a batch changes, which SetFit's CosineSimilarityLoss (one loss term per pair, no
-    in-batch negatives) does not depend on. Measured in docs/results.md, "Few-shot methods".
-
-    Returns:
-        a ``sentence_transformers`` ``DefaultBatchSampler`` whose iteration yields lists of row indices of ``dataset``.
-    """
-    from sentence_transformers.base.sampler import DefaultBatchSampler
-
-    class LengthGroupedPairSampler(DefaultBatchSampler):
-        def __init__(self) -> None:
-            super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
-            columns = [c for c in dataset.column_names if c != "label"][:2]
-            self.lengths = np.max([[len(str(t)) for t in dataset[c]] for c in columns], axis=0)
-
-        def __len__(self) -> int:
-            return len(self.lengths) // batch_size if drop_last else -(-len(self.lengths) // batch_size)
-
-        def __iter__(self) -> Any:
-            rng = np.random.default_rng([seed, self.epoch])
-            order, size, batches = rng.permutation(len(self.lengths)), batch_size * PAIR_MEGABATCH, []
-            for start in range(0, len(order), size):
-                mega = order[start:start + size]
-                mega = mega[np.argsort(-self.lengths[mega], kind="stable")]
-                batches.extend(mega[i:i + batch_size].tolist() for i in range(0, len(mega), batch_size))
-            if drop_last:
-                batches = [batch for batch in batches if len(batch) == batch_size]
-            for index in rng.permutation(len(batches)):
-                yield batches[index]
-
-    return LengthGroupedPairSampler()
-
-
 def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: bool = False) -> int:
     """SetFit's ``num_iterations`` (pairs per text = 2 x iterations) for one training set.
 
@@ -292,7 +248,10 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         if len(pairs) > cap:
             pairs = pairs.select(range(cap))
         trainer.st_trainer.train_dataset, trainer.st_trainer.loss = pairs, loss
-        trainer.st_trainer.args.batch_sampler = length_grouped_pair_sampler
+        # The pair batches are sentence-transformers' default random ones, as the library's. Batches grouped by length
+        # (the Trainer's megabatch scheme) halved SST-2's pair training time but put one text's pairs, and texts of
+        # one class where length follows the class, into the same batch: -2.9 points on TREC question types at 8 per
+        # class (7 paired seeds, all lower), -0.5 on GoEmotions and SST-2 (docs/results.md, "Pair batches").
         # fp32, whatever the recipe's bf16: under bf16 autocast the cosine-similarity loss stopped falling (16 SST-2
         # texts, 40 steps: 0.36 -> 0.31 against 0.36 -> 0.18 in fp32) and 500 steps on 64 SST-2 sentences per class
         # collapsed the encoder (validation 0.478, fp32 0.75; docs/results.md, "SetFit in fp32").
