@@ -251,8 +251,9 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         # The pair batches are sentence-transformers' default random ones, as the library's. Batches grouped by length
         # (the Trainer's megabatch scheme, textclf's until 2026-12-07) halved SST-2's pair training time but gathered
         # the pairs of the same few texts into a batch (6 x 8 TREC questions: 43% of a batch's 32 texts distinct,
-        # against 74% in random batches) and scored 2.9 points lower on TREC at 8 per class (7 paired seeds, all
-        # lower) and 0.5 lower on GoEmotions and SST-2 (docs/results.md, "SetFit's pair batches").
+        # against 74% in random batches). At 8 per class random batches scored higher on 12 of 14 paired seeds: TREC
+        # question types +2.0 points (8 seeds), GoEmotions' six emotions +1.0 (6 seeds), for 18-22% more training
+        # time (docs/results.md, "SetFit's pair batches").
         # fp32, whatever the recipe's bf16: under bf16 autocast the cosine-similarity loss stopped falling (16 SST-2
         # texts, 40 steps: 0.36 -> 0.31 against 0.36 -> 0.18 in fp32) and 500 steps on 64 SST-2 sentences per class
         # collapsed the encoder (validation 0.478, fp32 0.75; docs/results.md, "SetFit in fp32").
