@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -183,3 +184,29 @@ def test_closing_finishes_the_queue_and_later_requests_are_refused(predictor):
     done = asyncio.run(scenario())
     assert [d.shape for d in done] == [(1, 3)] * 5
     assert not batcher.running
+
+
+def test_a_pass_is_reported_before_its_requests_are_answered(predictor):
+    """A client that got its answer and then reads /metrics finds its forward pass counted (CI once read 8 of 9
+    passes under load): ``on_batch`` runs before the answers, even when it is slow."""
+    seen = []
+
+    def slow_report(stats):
+        time.sleep(0.2)
+        seen.append(stats.texts)
+
+    batcher = DynamicBatcher(predictor, 4096, 0, 8, on_batch=slow_report)
+    batcher.start()
+
+    async def one_at_a_time():
+        counted = []
+        for texts in (TEXTS[:1], TEXTS[1:4]):
+            await batcher.submit(texts)
+            counted.append(list(seen))
+        return counted
+
+    try:
+        counted = asyncio.run(one_at_a_time())
+    finally:
+        batcher.close(10)
+    assert counted == [[1], [1, 3]]

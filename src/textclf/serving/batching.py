@@ -79,7 +79,8 @@ class DynamicBatcher:
         max_wait_ms: longest wait of the oldest request for others to join, in milliseconds.
         max_concurrent_requests: admitted requests at once (:meth:`admit`).
         batching: False: one request per forward pass.
-        on_batch: called on the worker thread after every forward pass with its :class:`BatchStats`.
+        on_batch: called on the worker thread after every forward pass with its :class:`BatchStats`, before
+            the pass's requests are answered.
     """
 
     def __init__(self, predictor: Predictor, max_batch_tokens: int, max_wait_ms: float,
@@ -267,13 +268,15 @@ class DynamicBatcher:
             return
         seconds = time.perf_counter() - started
         self.forward_passes += 1
-        start = 0
-        for item in batch:
-            self._resolve(item, result=logits[start:start + len(item.texts)])
-            start += len(item.texts)
-        if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), len(texts), sum(i.rows for i in batch) * max(i.longest for i in batch),
-                                     seconds))
+        try:  # the stats before the answers: a client that got its answer then reads /metrics finds its batch counted
+            if self.on_batch is not None:
+                self.on_batch(BatchStats(len(batch), len(texts),
+                                         sum(i.rows for i in batch) * max(i.longest for i in batch), seconds))
+        finally:
+            start = 0
+            for item in batch:
+                self._resolve(item, result=logits[start:start + len(item.texts)])
+                start += len(item.texts)
 
     @staticmethod
     def _resolve(item: _Item, result: Any = None, error: BaseException | None = None) -> None:
