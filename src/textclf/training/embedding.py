@@ -40,7 +40,8 @@ from textclf.tasks import MULTI_LABEL, REGRESSION
 logger = logging.getLogger(__name__)
 # Batches of pairs in SetFit's body training at most (16 pairs each). SetFit samples pairs until every text took
 # part ("oversampling"), which grows with the square of the data (16 texts: 120 pairs; 128 texts: ~8,000); its docs
-# advise capping larger sets. 500 batches are 8,000 pairs, about 6 minutes on this project's 2-core CPU.
+# advise capping larger sets. 500 batches are 8,000 pairs: SST-2 at 64 per class trains them in 594-635 s on one
+# thread of this project's 2-core CPU.
 SETFIT_MAX_STEPS = 500
 # Pairs per text and iteration: SetFit's paper trains 20 iterations (Tunstall et al. 2022, section 4); the library's
 # default "oversampling" draws more once a class has about 40 texts (binary: (m + 1) / 2 iterations for m per class).
