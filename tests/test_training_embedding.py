@@ -195,11 +195,16 @@ def test_multi_label_setfit_run_with_its_pairs_capped(tiny_model_dir, make_file,
     assert predictor.problem_type == MULTI_LABEL and predictor.label_names == ["anger", "joy", "neutral"]
 
 
-def test_setfit_encoder_training_is_the_librarys_own(tiny_model_dir):
+@pytest.mark.parametrize(("labels", "pair_tokens", "library_iterations"), [
+    ([0, 1, 2] * 4, 128, SETFIT_NUM_ITERATIONS),  # short texts, three classes: the library's count is the paper's 20
+    ([0, 1] * 6, 2, None),  # "long" texts (over 2 tokens), two classes: the library's own default sampling
+])
+def test_setfit_encoder_training_is_the_librarys_own(tiny_model_dir, monkeypatch, labels, pair_tokens,
+                                                     library_iterations):
     """The same pairs, loss, schedule and batch order as the setfit library's ``Trainer.train``: the tuned encoder's
     weights equal the library's. Texts of mixed length whose length follows the class, where batches grouped by
     length (textclf's order until 2026-12-07: 2.0 points lower on TREC at 8 per class, 8 paired seeds) would
-    differ."""
+    differ; on long texts of two classes the library's default count of pairs (``num_iterations=None``)."""
     import types
 
     import datasets
@@ -207,14 +212,15 @@ def test_setfit_encoder_training_is_the_librarys_own(tiny_model_dir):
 
     from textclf.training.embedding import _setfit_body
 
+    monkeypatch.setattr("textclf.training.embedding.SETFIT_PAIR_TOKENS", pair_tokens)
     texts = [f"example {i} " + "long " * (3 * (i % 3) + i % 2) for i in range(12)]
-    labels = np.array([0, 1, 2] * 4)
+    labels = np.array(labels)
     ours, _, _, _ = _setfit_body(load_sentence_model(str(tiny_model_dir), 32), types.SimpleNamespace(seed=3), texts,
                                  labels, SINGLE_LABEL)
     model = SetFitModel(model_body=load_sentence_model(str(tiny_model_dir), 32), model_head=LogisticRegression())
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, batch_size=16, num_epochs=1, seed=3,
-                                 num_iterations=SETFIT_NUM_ITERATIONS, save_strategy="no", report_to="none")
+                                 num_iterations=library_iterations, save_strategy="no", report_to="none")
         Trainer(model=model, args=args,
                 train_dataset=datasets.Dataset.from_dict({"text": texts, "label": labels.tolist()})).train()
     library = model.model_body.state_dict()
@@ -233,7 +239,12 @@ def test_setfit_pairs_follow_the_paper_the_library_and_the_text_length():
     assert setfit_num_iterations(binary, short) == SETFIT_NUM_ITERATIONS
     # 64 per class: the library's oversampling draws 2 x 64 x 65 = 8,320 pairs, 32.5 per text: more than 20.
     assert setfit_num_iterations(np.array([0, 1] * 64), np.full(128, 20)) == 32
-    # Texts twice the pair length get half the pairs, so a text's pair training costs the same.
-    assert setfit_num_iterations(binary, np.full(16, 2 * SETFIT_PAIR_TOKENS)) == SETFIT_NUM_ITERATIONS // 2
+    # Texts twice the pair length get half the pairs, so a text's pair training costs the same...
+    six = np.arange(48) % 6  # 8 per class: the library's 20 iterations (15 x 8 x 8 negative pairs / 48 texts)
+    assert setfit_num_iterations(six, np.full(48, 2 * SETFIT_PAIR_TOKENS)) == SETFIT_NUM_ITERATIONS // 2
+    # ...but never more than the library draws: 10 iterations of 16 long texts would be 320 pairs, the library's
+    # default 144 (None: its own sampling).
+    assert setfit_num_iterations(binary, np.full(16, 2 * SETFIT_PAIR_TOKENS)) is None
+    assert setfit_num_iterations(np.array([0, 1] * 64), np.full(128, 2 * SETFIT_PAIR_TOKENS)) == 16
     assert setfit_num_iterations(np.zeros((16, 3)), np.full(16, 20), multi_label=True) == SETFIT_NUM_ITERATIONS
-    assert setfit_num_iterations(binary, np.full(16, 100 * SETFIT_PAIR_TOKENS)) == 1
+    assert setfit_num_iterations(six, np.full(48, 100 * SETFIT_PAIR_TOKENS)) == 1

@@ -12,7 +12,8 @@
   fine-tunes the encoder on pairs of training texts (same label or not: cosine-similarity loss) and then fits its
   logistic-regression head, with the library's defaults (batch 16, one epoch over the sampled pairs, body
   learning rate 2e-5), the pairs per text of :func:`setfit_num_iterations` (the paper's 20 iterations or the
-  library's own count, fewer for texts longer than :data:`SETFIT_PAIR_TOKENS`), and the pairs capped as its docs
+  library's own count, fewer for texts longer than :data:`SETFIT_PAIR_TOKENS`, never more than the library's
+  for those), and the pairs capped as its docs
   advise for larger sets (:data:`SETFIT_MAX_STEPS`).
   Regression is not a SetFit task: it falls back to ``head`` (ridge), said in the log.
 
@@ -48,8 +49,8 @@ SETFIT_MAX_STEPS = 500
 SETFIT_NUM_ITERATIONS = 20
 # Tokens per text at which the iterations above are paid in full: 128, the length all-MiniLM-L6-v2 was contrastively
 # trained at. Longer texts get proportionally fewer pairs, so a text's pair training costs about the same whatever
-# its length (IMDb's 256-token reviews: 10 iterations; docs/results.md, "SetFit's pairs: the library's count
-# when larger, fewer for long texts").
+# its length (texts of 256 tokens: half the iterations), but never more than the library's own count (IMDb at 8
+# and 16 per class: docs/results.md, "Long texts: the library's pair count").
 SETFIT_PAIR_TOKENS = 128
 LOGISTIC_CS = 10  # LogisticRegressionCV's grid: 10 values of C, log-spaced from 1e-4 to 1e4 (its default)
 
@@ -188,12 +189,16 @@ def fit_embedding_method(method: str, recipe: Recipe, data: TaskData, model_dir:
             "log_history": history}
 
 
-def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: bool = False) -> int:
+def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: bool = False) -> int | None:
     """SetFit's ``num_iterations`` (pairs per text = 2 x iterations) for one training set.
 
     The larger of :data:`SETFIT_NUM_ITERATIONS` and the iterations the setfit library's default sampling
     ("oversampling": as many positive as negative pairs, the larger count of the two) would draw, scaled by
-    ``SETFIT_PAIR_TOKENS / mean tokens per text`` when the texts are longer than :data:`SETFIT_PAIR_TOKENS`.
+    ``SETFIT_PAIR_TOKENS / mean tokens per text`` when the texts are longer than :data:`SETFIT_PAIR_TOKENS`; where
+    that still draws more pairs than the library would, the library's own count (None). Long texts never train more
+    pairs than the library's: on IMDb at 8 per class (16 reviews at 256 tokens) 11 iterations (352 pairs) scored
+    0.674 / 0.524 / 0.630 on seeds 0-2 in 124-196 s, the library's 144 pairs 0.672 / 0.522 / 0.634 in 40-52 s: the
+    same mean, 0.609 (docs/results.md, "Long texts: the library's pair count").
 
     Args:
         labels: (num_texts,) class ids, or (num_texts, num_labels) 0/1 for multi-label (whose pairs the library
@@ -201,18 +206,22 @@ def setfit_num_iterations(labels: Any, token_lengths: np.ndarray, multi_label: b
         token_lengths: (num_texts,) int tokens of each text as the encoder reads it (after truncation).
 
     Returns:
-        An int >= 1.
+        An int >= 1, or None: the library's default sampling (``TrainingArguments(num_iterations=None)``).
     """
     n = len(token_lengths)
     iterations = float(SETFIT_NUM_ITERATIONS)
+    library = None
     if not multi_label and n:
         counts = np.bincount(np.asarray(labels, dtype=np.int64))
         positive = float((counts * (counts + 1) // 2).sum())  # same-label pairs, a text with itself included
         negative = float((counts.sum() ** 2 - (counts**2).sum()) // 2)
-        iterations = max(iterations, max(positive, negative) / n)
+        library = max(positive, negative) / n
+        iterations = max(iterations, library)
     mean_tokens = float(np.mean(token_lengths)) if n else 0.0
     if mean_tokens > SETFIT_PAIR_TOKENS:
         iterations *= SETFIT_PAIR_TOKENS / mean_tokens
+        if library is not None and library <= iterations:
+            return None
     return max(1, int(iterations))
 
 
@@ -243,8 +252,9 @@ def _setfit_body(body: Any, recipe: Recipe, texts: list[str], labels: np.ndarray
         # max_pairs bounds the distinct pairs drawn, not num_iterations' count: the first `cap` are kept (positive
         # and negative pairs alternate, so the cut keeps them balanced).
         cap = SETFIT_MAX_STEPS * args.embedding_batch_size
-        logger.info("SetFit: %d pair iterations per text (%d texts, %.0f tokens on average), at most %d pairs",
-                    iterations, len(texts), float(lengths.mean()), cap)
+        logger.info("SetFit: %s pair iterations per text (%d texts, %.0f tokens on average), at most %d pairs",
+                    "the library's default" if iterations is None else iterations, len(texts),
+                    float(lengths.mean()), cap)
         pairs, loss = trainer.get_dataset(texts, column, args=args, max_pairs=cap)
         if len(pairs) > cap:
             pairs = pairs.select(range(cap))
